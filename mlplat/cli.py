@@ -1,0 +1,67 @@
+"""The ``mlplat`` console script.
+
+Sub-commands import their component lazily so ``mlplat --help`` answers at once instead of paying
+for MLflow, Great Expectations and Evidently imports it does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+# name -> (module, attribute, one-line help). Help text lives here so listing commands imports nothing.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "pipeline": ("ci.cli", "pipeline", "Validate, train, evaluate, gate and register a model."),
+    "deploy": ("ci.cli", "deploy", "Move models between deployment states (canary, promote)."),
+    "serve": ("serving.cli", "serve", "Run the FastAPI inference service."),
+    "monitor": ("monitoring.cli", "monitor", "Run the drift checks, canary judge and controller."),
+    "demo": ("mlplat.demo", "demo", "Run the closed-loop demo end to end."),
+    "bench": ("mlplat.bench", "bench", "Run a benchmark and write its figures to a file."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Return the sub-command names that are installed."""
+        return [name for name, (module, _, _) in _COMMANDS.items() if _importable(module)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import and return one sub-command."""
+        if cmd_name not in _COMMANDS:
+            return None
+        module, attribute, _ = _COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}.{attribute} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List sub-commands with their help, without importing them."""
+        rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mlplat")
+def main(**_: Any) -> None:
+    """A reference ML platform: the whole model delivery loop, runnable on one machine.
+
+    Settings come from the environment (MLFLOW_TRACKING_URI and MLPLAT_* variables, see
+    .env.example); with none set everything lives under ./.mlplat (SQLite MLflow store, local
+    artifacts, SQLite event store).
+    """
