@@ -1,0 +1,208 @@
+"""Record a pipeline run in the *active* MLflow run.
+
+The caller owns the run (tracking URI, experiment, ``mlflow.start_run``); this module only writes
+into it, so it works the same against a local SQLite store in a test and a server in production.
+A stopped run is recorded too: the validation report explains why nothing was trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features import FEATURE_NAMES, TARGET
+from pipeline.config import PipelineConfig
+from pipeline.evaluate import Evaluation
+from pipeline.model_io import log_model
+from pipeline.pipeline import PipelineResult
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+"""Where the monitoring reference sample lives in a run's artifacts."""
+
+PREDICTION_COLUMN = "prediction"
+"""Column of the reference sample holding the model's probability of default."""
+
+TAG_PREFIX = "mlplat."
+
+
+class TrackingError(RuntimeError):
+    """Nothing to log into: no MLflow run is active."""
+
+
+def dataset_digest(df: pd.DataFrame) -> str:
+    """Return a SHA-256 of the frame's content, column names and dtypes (not its index).
+
+    The same rows in the same order give the same digest in any process.
+    """
+    digest = hashlib.sha256()
+    schema = [[str(name), str(dtype)] for name, dtype in df.dtypes.items()]
+    digest.update(json.dumps(schema).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def code_version(root: Path | None = None) -> str:
+    """Return the git commit of the code, ``-dirty`` when the work tree has changes.
+
+    Outside a git checkout (an installed package) it falls back to ``package-<version>``.
+
+    Args:
+        root: A directory inside the checkout; defaults to this package's parent.
+    """
+    where = root or Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        completed = subprocess.run(
+            ["git", *args], cwd=where, capture_output=True, text=True, check=True, timeout=10
+        )
+        return completed.stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain"))
+    except (OSError, subprocess.SubprocessError):
+        try:
+            return f"package-{version('mlplat')}"
+        except PackageNotFoundError:
+            return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """Flatten nested mappings into dotted keys (``gates.min_auc``)."""
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(flatten(f"{prefix}.{key}" if prefix else str(key), item))
+        return flat
+    return {prefix: value}
+
+
+def _evaluation_metrics(prefix: str, evaluation: Evaluation) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    overall = evaluation.metrics.to_dict()
+    for key in ("auc", "log_loss", "brier", "ece", "positive_rate", "mean_prediction"):
+        if overall[key] is not None:
+            metrics[f"{prefix}{key}"] = float(overall[key])
+    for segment, values in evaluation.slices.items():
+        for key in ("auc", "log_loss", "brier", "ece"):
+            value = getattr(values, key)
+            if value is not None:
+                metrics[f"{prefix}slice.{segment}.{key}"] = float(value)
+    metrics[f"{prefix}latency_ms_per_row"] = evaluation.latency_ms_per_row
+    metrics[f"{prefix}latency_ms_single_row"] = evaluation.latency_ms_single_row
+    metrics[f"{prefix}size_bytes"] = float(evaluation.size_bytes)
+    metrics[f"{prefix}behaviour_passed"] = float(all(b.passed for b in evaluation.behaviour))
+    return metrics
+
+
+def reference_sample(result: PipelineResult, rows: int, seed: int) -> pd.DataFrame:
+    """Return ``rows`` training rows (features, label) plus the model's ``prediction``.
+
+    The drift monitor compares live traffic and live predictions against this sample.
+
+    Raises:
+        TrackingError: The run stopped before a model was trained.
+    """
+    if result.model is None or result.train is None:
+        raise TrackingError("no reference sample: the run stopped before training")
+    train = result.train
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(train), size=min(rows, len(train)), replace=False))
+    sample = train.iloc[picked][[*FEATURE_NAMES, TARGET]].reset_index(drop=True)
+    scores = result.model.predict_proba(sample[list(FEATURE_NAMES)])[:, 1]
+    return sample.assign(**{PREDICTION_COLUMN: np.asarray(scores, dtype=float)})
+
+
+def log_training_run(
+    result: PipelineResult,
+    cfg: PipelineConfig,
+    *,
+    input_example_rows: int = 5,
+    log_rejected_model: bool = True,
+) -> str | None:
+    """Log ``result`` into the active MLflow run and return the model URI.
+
+    Logs: parameters (the flattened config), tags (dataset digest, code version, scenario,
+    outcome), metrics (candidate, champion and per-slice, stage timings), the validation report,
+    evaluations and gate verdict as JSON artifacts, the reference sample as
+    ``reference/reference.parquet``, and the model (skops) via :func:`pipeline.model_io.log_model`.
+
+    Args:
+        result: The output of :func:`pipeline.pipeline.run`.
+        cfg: The configuration the run used.
+        input_example_rows: Feature rows stored as the model's input example.
+        log_rejected_model: Also log a model the gate rejected, for investigation (registering
+            it is another matter: that happens only when ``result.passed``).
+
+    Returns:
+        The model URI, or ``None`` when no model was logged (validation failed, or the model was
+        rejected and ``log_rejected_model`` is off).
+
+    Raises:
+        TrackingError: No MLflow run is active.
+    """
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    if mlflow.active_run() is None:
+        raise TrackingError("log_training_run needs an active run: call mlflow.start_run() first")
+
+    mlflow.log_params({key: str(value) for key, value in flatten("", cfg.model_dump()).items()})
+    gate = (
+        "not-run" if result.verdict is None else ("passed" if result.verdict.passed else "failed")
+    )
+    tags = {
+        "code_version": code_version(),
+        "scenario": result.scenario or "none",
+        "magnitude": "" if result.magnitude is None else f"{result.magnitude:g}",
+        "validation": "passed" if result.validation.success else "failed",
+        "gate": gate,
+        "stopped_at": result.stopped_at or "",
+        "passed": str(result.passed).lower(),
+    }
+    if result.data is not None:
+        digest = dataset_digest(result.data)
+        tags["dataset_digest"] = digest
+        mlflow.log_input(
+            from_pandas(result.data, name="credit-default", targets=TARGET, digest=digest[:16]),
+            context="training",
+        )
+    mlflow.set_tags({TAG_PREFIX + key: value for key, value in tags.items()})
+
+    mlflow.log_dict(result.validation.to_dict(), "validation/report.json")
+    mlflow.log_text(result.validation.describe() + "\n", "validation/report.txt")
+    metrics = {f"time.{stage}_s": seconds for stage, seconds in result.timings.items()}
+    if result.evaluation is not None:
+        metrics.update(_evaluation_metrics("", result.evaluation))
+        mlflow.log_dict(result.evaluation.to_dict(), "evaluation/candidate.json")
+    if result.champion_evaluation is not None:
+        metrics.update(_evaluation_metrics("champion.", result.champion_evaluation))
+        mlflow.log_dict(result.champion_evaluation.to_dict(), "evaluation/champion.json")
+    if result.verdict is not None:
+        metrics["gate.passed"] = float(result.verdict.passed)
+        mlflow.log_dict(result.verdict.to_dict(), "gate/verdict.json")
+        mlflow.log_text("\n".join(result.verdict.reasons()) + "\n", "gate/reasons.txt")
+    mlflow.log_metrics(metrics)
+
+    if result.model is None or result.train is None:
+        return None
+    if not result.passed and not log_rejected_model:
+        return None
+    reference = reference_sample(result, cfg.reference_sample_rows, cfg.data.seed)
+    with tempfile.TemporaryDirectory(prefix="mlplat-reference-") as tmp:
+        path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+        reference.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+    example = result.train[list(FEATURE_NAMES)].dropna().head(input_example_rows)
+    uri = log_model(result.model, example.reset_index(drop=True))
+    mlflow.set_tag(TAG_PREFIX + "model_uri", uri)
+    return uri

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import FEATURE_NAMES, TARGET
+from pipeline.config import PipelineConfig
+from pipeline.data import generate
+from pipeline.model_io import load_model
+from pipeline.pipeline import PipelineResult, run
+from pipeline.scenarios import apply_scenario
+from pipeline.tracking import (
+    PREDICTION_COLUMN,
+    REFERENCE_ARTIFACT,
+    TrackingError,
+    code_version,
+    dataset_digest,
+    log_training_run,
+)
+
+pytestmark = [pytest.mark.unit, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cfg(tiny_cfg: PipelineConfig) -> PipelineConfig:
+    return tiny_cfg
+
+
+@pytest.fixture(scope="module")
+def result(clean_run: tuple[PipelineResult, list[tuple[str, str]]]) -> PipelineResult:
+    return clean_run[0]
+
+
+@pytest.fixture(scope="module")
+def logged(
+    result: PipelineResult, cfg: PipelineConfig, mlflow_experiment: str
+) -> tuple[str, str | None]:
+    with mlflow.start_run(experiment_id=mlflow_experiment) as active:
+        uri = log_training_run(result, cfg)
+    return active.info.run_id, uri
+
+
+def test_the_digest_is_stable_and_sensitive_to_content() -> None:
+    frame = generate(300, seed=1)
+    assert dataset_digest(frame) == dataset_digest(generate(300, seed=1))
+    assert dataset_digest(frame) == dataset_digest(frame.set_axis(range(1, 301)))  # not the index
+    changed = frame.copy()
+    changed.loc[7, "age"] += 1
+    assert dataset_digest(changed) != dataset_digest(frame)
+    assert dataset_digest(frame.astype({"age": "float64"})) != dataset_digest(frame)
+    assert len(dataset_digest(frame)) == 64
+
+
+def test_code_version_is_the_commit_and_says_when_the_tree_is_dirty(tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *ident, *args], cwd=tmp_path, check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-q", "-m", "first")
+    sha = git("rev-parse", "HEAD")
+    assert code_version(tmp_path) == sha
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert code_version(tmp_path) == f"{sha}-dirty"
+
+
+def test_code_version_falls_back_to_the_package_version_outside_git(tmp_path: Path) -> None:
+    assert code_version(tmp_path).startswith("package-")
+
+
+def test_logging_needs_an_active_run(result: PipelineResult, cfg: PipelineConfig) -> None:
+    assert mlflow.active_run() is None
+    with pytest.raises(TrackingError, match="active run"):
+        log_training_run(result, cfg)
+
+
+def test_a_trained_run_logs_params_tags_metrics_and_verdict(
+    logged: tuple[str, str | None], result: PipelineResult, cfg: PipelineConfig
+) -> None:
+    run_id, uri = logged
+    data = mlflow.MlflowClient().get_run(run_id).data
+    assert data.params["gates.min_auc"] == str(cfg.gates.min_auc)
+    assert data.params["model.learning_rate"] == str(cfg.model.learning_rate)
+    assert result.data is not None
+    assert data.tags["mlplat.dataset_digest"] == dataset_digest(result.data)
+    assert data.tags["mlplat.code_version"]
+    assert data.tags["mlplat.scenario"] == "none"
+    assert data.tags["mlplat.gate"] == "passed"
+    assert data.tags["mlplat.model_uri"] == uri
+    assert result.evaluation is not None
+    assert data.metrics["auc"] == pytest.approx(result.evaluation.metrics.auc)
+    assert "slice.small_business.auc" in data.metrics
+    assert data.metrics["gate.passed"] == 1.0
+    assert "time.train_s" in data.metrics
+
+
+def test_reports_are_saved_with_the_run(logged: tuple[str, str | None], tmp_path: Path) -> None:
+    run_id, _ = logged
+    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(tmp_path)))
+    validation = json.loads((local / "validation" / "report.json").read_text())
+    verdict = json.loads((local / "gate" / "verdict.json").read_text())
+    candidate = json.loads((local / "evaluation" / "candidate.json").read_text())
+    assert validation["success"] is True
+    assert verdict["passed"] is True
+    assert {c["name"] for c in verdict["checks"]} >= {"floor_auc", "latency_budget"}
+    assert "slices" in candidate
+
+
+def test_the_reference_sample_holds_features_label_and_prediction(
+    logged: tuple[str, str | None], result: PipelineResult, cfg: PipelineConfig, tmp_path: Path
+) -> None:
+    run_id, _ = logged
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=str(tmp_path)
+    )
+    reference = pd.read_parquet(path)
+    assert list(reference.columns) == [*FEATURE_NAMES, TARGET, PREDICTION_COLUMN]
+    assert len(reference) == cfg.reference_sample_rows
+    assert result.model is not None
+    expected = result.model.predict_proba(reference[list(FEATURE_NAMES)])[:, 1]
+    np.testing.assert_allclose(reference[PREDICTION_COLUMN], expected)
+
+
+def test_the_logged_model_is_the_trained_one(
+    logged: tuple[str, str | None], result: PipelineResult, small_frame: pd.DataFrame
+) -> None:
+    _, uri = logged
+    assert uri is not None
+    assert result.model is not None
+    rows = small_frame.head(100)
+    np.testing.assert_array_equal(
+        load_model(uri).predict_proba(rows), result.model.predict_proba(rows)
+    )
+
+
+def test_a_run_stopped_at_validation_logs_the_report_and_no_model(
+    small_frame: pd.DataFrame, cfg: PipelineConfig, mlflow_experiment: str, tmp_path: Path
+) -> None:
+    stopped = run(apply_scenario(small_frame, "null-spike"), cfg, None)
+    with mlflow.start_run(experiment_id=mlflow_experiment) as active:
+        assert log_training_run(stopped, cfg) is None
+    client = mlflow.MlflowClient()
+    tags = client.get_run(active.info.run_id).data.tags
+    assert tags["mlplat.validation"] == "failed"
+    assert tags["mlplat.stopped_at"] == "validate"
+    assert tags["mlplat.gate"] == "not-run"
+    assert [a.path for a in client.list_artifacts(active.info.run_id)] == ["validation"]
+    local = Path(
+        mlflow.artifacts.download_artifacts(run_id=active.info.run_id, dst_path=str(tmp_path))
+    )
+    assert "debt_to_income: null_rate" in (local / "validation" / "report.txt").read_text()
