@@ -1,0 +1,71 @@
+"""Model registry: versions with lineage, champion/challenger aliases, canary weight, events.
+
+MLflow's registry holds the deployment state (aliases ``champion``/``challenger`` and the
+``mlplat.canary_weight`` tag); a relational event log (SQLite or PostgreSQL) records every move,
+and :meth:`ModelRegistry.reconcile` keeps the two in agreement across crashes. Start with
+:func:`open_registry`.
+"""
+
+from registry.errors import (
+    EventStoreError,
+    EventStoreUnavailable,
+    InvalidMoveError,
+    ModelNotFoundError,
+    MoveInProgressError,
+    NoPreviousChampionError,
+    RegistryError,
+    RegistryUnavailable,
+    StaleStateError,
+    VersionNotFoundError,
+)
+from registry.events import Action, DeploymentEvent, EventStatus, EventStore, JsonValue
+from registry.factory import ensure_experiment, open_registry
+from registry.registry import ModelRegistry
+from registry.settings import RegistrySettings, get_settings
+from registry.state import (
+    CANARY_WEIGHT_TAG,
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION_TAG,
+    DeploymentState,
+)
+from registry.versions import (
+    CODE_VERSION_TAG,
+    DATA_DIGEST_TAG,
+    GATE_VERDICT_TAG,
+    STATUS_TAG,
+    ModelVersionInfo,
+)
+
+__all__ = [
+    "CANARY_WEIGHT_TAG",
+    "CHALLENGER",
+    "CHAMPION",
+    "CODE_VERSION_TAG",
+    "DATA_DIGEST_TAG",
+    "GATE_VERDICT_TAG",
+    "PREVIOUS_CHAMPION_TAG",
+    "STATUS_TAG",
+    "Action",
+    "DeploymentEvent",
+    "DeploymentState",
+    "EventStatus",
+    "EventStore",
+    "EventStoreError",
+    "EventStoreUnavailable",
+    "InvalidMoveError",
+    "JsonValue",
+    "ModelNotFoundError",
+    "ModelRegistry",
+    "ModelVersionInfo",
+    "MoveInProgressError",
+    "NoPreviousChampionError",
+    "RegistryError",
+    "RegistrySettings",
+    "RegistryUnavailable",
+    "StaleStateError",
+    "VersionNotFoundError",
+    "ensure_experiment",
+    "get_settings",
+    "open_registry",
+]
