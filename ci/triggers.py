@@ -59,7 +59,8 @@ def new_data(dataset_digest: str, champion_digest: str | None) -> TriggerDecisio
     return TriggerDecision(
         TriggerKind.NEW_DATA,
         True,
-        f"new data: digest {dataset_digest[:12]} differs from the champion's {champion_digest[:12]}",
+        f"new data: digest {dataset_digest[:12]} differs from the champion's "
+        f"{champion_digest[:12]}",
         details,
     )
 

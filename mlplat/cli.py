@@ -7,11 +7,12 @@ for MLflow, Great Expectations and Evidently imports it does not need.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import click
 
-# name -> (module, attribute, one-line help). Help text lives here so listing commands imports nothing.
+# name -> (module, attribute, one-line help); help lives here so listing commands imports nothing.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "pipeline": ("ci.cli", "pipeline", "Validate, train, evaluate, gate and register a model."),
     "deploy": ("ci.cli", "deploy", "Move models between deployment states (canary, promote)."),
@@ -65,3 +66,5 @@ def main(**_: Any) -> None:
     .env.example); with none set everything lives under ./.mlplat (SQLite MLflow store, local
     artifacts, SQLite event store).
     """
+    # Progress bars from artifact downloads garble the stage lines of a terminal or CI log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -1,0 +1,342 @@
+"""``mlplat pipeline …`` and ``mlplat deploy …``: the CI/CD pipeline's command-line face.
+
+Commands import their components inside the function so ``--help`` stays instant. Every domain
+error (a bad scenario name, an unreachable MLflow server, an invalid config value) becomes a
+one-paragraph message and exit code 1; a gate that stops the pipeline exits with code 3 and names
+the stage and its reasons, so a CI job can tell "the model is not good enough" from "it crashed".
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from registry import DeploymentEvent
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_GATE_FAILED = 3
+"""Exit code of a run that a gate stopped (validation or promotion)."""
+
+
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the platform's domain errors into a clear message and exit code 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from pipeline import ConfigError, ScenarioError
+        from registry import RegistryError
+
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, ScenarioError, RegistryError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _write_json(payload: dict[str, Any], out: Path | None) -> None:
+    text = json.dumps(payload, indent=2, default=str, sort_keys=False)
+    if out is None:
+        click.echo(text)
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(text + "\n")
+    tmp.replace(out)
+
+
+seed_option = click.option(
+    "--seed", type=click.IntRange(min=0), default=42, show_default=True,
+    help="Seed of the data generator; a new seed stands for a new data snapshot.",
+)  # fmt: skip
+scenario_option = click.option(
+    "--scenario", metavar="NAME", default=None,
+    help="Apply a named scenario to the data (see `mlplat pipeline scenarios`).",
+)  # fmt: skip
+magnitude_option = click.option(
+    "--magnitude", type=float, default=None, help="Scenario magnitude (its default if omitted)."
+)
+config_option = click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None, help="YAML file overriding pipeline/conf/parameters.yml.",
+)  # fmt: skip
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as JSON on stdout (progress on stderr).",
+)
+out_option = click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Also write the JSON summary to this file.",
+)  # fmt: skip
+
+
+@click.group()
+def pipeline() -> None:
+    """Validate, train, evaluate, gate and register a model (the CI pipeline as code)."""
+
+
+@pipeline.command()
+def scenarios() -> None:
+    """List the named data scenarios: drifts and defects the whole platform reuses."""
+    from pipeline import SCENARIOS
+
+    width = max(len(name) for name in SCENARIOS)
+    for name, scenario in SCENARIOS.items():
+        click.echo(
+            f"{name:<{width}}  [{scenario.applies_to:<8}] {scenario.summary} "
+            f"(magnitude {scenario.default_magnitude:g})"
+        )
+
+
+@pipeline.command()
+@seed_option
+@scenario_option
+@magnitude_option
+@config_option
+@json_option
+@friendly_errors
+def validate(
+    seed: int,
+    scenario: str | None,
+    magnitude: float | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Run the Great Expectations gate on a generated dataset, without training.
+
+    Exits 0 when the dataset passes, 3 when it fails (the failed expectations are listed).
+    """
+    from pipeline import apply_scenario, generate, load_config
+    from pipeline import validate as validate_frame
+
+    config = load_config(config_path)
+    frame = generate(config.data.n_rows, seed)
+    if scenario:
+        frame = apply_scenario(frame, scenario, magnitude, seed=seed)
+    report = validate_frame(frame, rules=config.validation)
+    if as_json:
+        _write_json(report.to_dict(), None)
+    else:
+        click.echo(report.describe())
+    if not report.success:
+        sys.exit(EXIT_GATE_FAILED)
+
+
+@pipeline.command()
+@seed_option
+@scenario_option
+@magnitude_option
+@config_option
+@json_option
+@out_option
+@click.option("--reason", default="manual run", show_default=True, help="Kept in the audit log.")
+@friendly_errors
+def run(
+    seed: int,
+    scenario: str | None,
+    magnitude: float | None,
+    config_path: Path | None,
+    as_json: bool,
+    out: Path | None,
+    reason: str,
+) -> None:
+    """Run data → validate → train → evaluate → gate → register, once.
+
+    The first model to pass the gates becomes `champion`; later ones become `challenger`.
+    Exits 0 when a model was registered, 3 when a gate stopped the run.
+    """
+    from ci.runner import RunRequest, run_from_settings
+
+    request = RunRequest(
+        seed=seed, scenario=scenario, magnitude=magnitude, trigger="manual", reason=reason
+    )
+    summary = run_from_settings(request, config_path=config_path, quiet=as_json)
+    _finish(summary.to_dict(), as_json=as_json, out=out, ok=summary.ok)
+
+
+@pipeline.command()
+@click.argument("kind", type=click.Choice(["new-data", "schedule", "manual", "drift"]))
+@seed_option
+@scenario_option
+@magnitude_option
+@config_option
+@json_option
+@out_option
+@click.option("--reason", default="", help="Why (required for manual).")
+@click.option(
+    "--max-age-hours", type=click.FloatRange(min=0), default=24.0, show_default=True,
+    help="schedule: retrain when the newest run is older than this.",
+)  # fmt: skip
+@click.option(
+    "--drift-share", type=click.FloatRange(0, 1), default=None,
+    help="drift: share of drifted features seen by monitoring.",
+)  # fmt: skip
+@click.option(
+    "--drift-threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+    help="drift: share above which the champion's inputs count as drifted.",
+)  # fmt: skip
+@click.option(
+    "--cooldown-hours", type=click.FloatRange(min=0), default=6.0, show_default=True,
+    help="drift: minimum time between two drift-triggered runs.",
+)  # fmt: skip
+@click.option("--evidence", default=None, help="drift: link to the drift report.")
+@friendly_errors
+def trigger(
+    kind: str,
+    seed: int,
+    scenario: str | None,
+    magnitude: float | None,
+    config_path: Path | None,
+    as_json: bool,
+    out: Path | None,
+    reason: str,
+    max_age_hours: float,
+    drift_share: float | None,
+    drift_threshold: float,
+    cooldown_hours: float,
+    evidence: str | None,
+) -> None:
+    r"""Run the pipeline only if the trigger KIND fires; otherwise say why not and exit 0.
+
+    \b
+    new-data  the dataset's digest differs from the champion's training data
+    schedule  the newest training run is older than --max-age-hours
+    manual    always (needs --reason)
+    drift     monitoring saw input drift (--drift-share) above --drift-threshold,
+              at most once per --cooldown-hours
+    """
+    from ci.runner import TriggerInputs, trigger_from_settings
+
+    inputs = TriggerInputs(
+        kind=kind,
+        seed=seed,
+        scenario=scenario,
+        magnitude=magnitude,
+        reason=reason,
+        max_age_hours=max_age_hours,
+        drift_share=drift_share,
+        drift_threshold=drift_threshold,
+        cooldown_hours=cooldown_hours,
+        evidence=evidence,
+    )
+    try:
+        decision, summary = trigger_from_settings(inputs, config_path=config_path, quiet=as_json)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if summary is None:
+        payload = {"ok": True, "ran": False, "trigger": decision.to_dict()}
+        _finish(payload, as_json=as_json, out=out, ok=True)
+        return
+    payload = {**summary.to_dict(), "ran": True, "trigger": decision.to_dict()}
+    _finish(payload, as_json=as_json, out=out, ok=summary.ok)
+
+
+@pipeline.command()
+@friendly_errors
+def status() -> None:
+    """Show which version holds which alias, and the canary weight."""
+    from ci.runner import open_from_settings
+
+    registry = open_from_settings()
+    state = registry.state()
+    click.echo(f"model      {registry.model_name}")
+    click.echo(f"champion   {_version(state.champion)}")
+    click.echo(f"challenger {_version(state.challenger)}")
+    click.echo(f"canary     {state.canary_weight:.0%} of traffic")
+
+
+@pipeline.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@json_option
+@friendly_errors
+def history(limit: int, as_json: bool) -> None:
+    """Show the deployment-event log: who moved which alias, when and why."""
+    from ci.runner import open_from_settings
+
+    registry = open_from_settings()
+    events = registry.history(limit=limit)
+    if as_json:
+        click.echo(json.dumps([_event_json(e) for e in events], indent=2, default=str))
+        return
+    if not events:
+        click.echo("no deployment events yet")
+    for event in events:
+        click.echo(event.describe())
+
+
+def _event_json(event: DeploymentEvent) -> dict[str, Any]:
+    row = {f.name: getattr(event, f.name) for f in fields(event)}
+    return {k: dict(v) if isinstance(v, Mapping) else v for k, v in row.items()}
+
+
+def _version(version: int | None) -> str:
+    return f"v{version}" if version is not None else "-"
+
+
+def _finish(payload: dict[str, Any], *, as_json: bool, out: Path | None, ok: bool) -> None:
+    if out is not None:
+        _write_json(payload, out)
+    if as_json:
+        _write_json(payload, None)
+    if not ok:
+        sys.exit(EXIT_GATE_FAILED)
+
+
+def _echo_move(event: DeploymentEvent | None) -> None:
+    click.echo(
+        event.describe() if event else "nothing to do: the registry is already in that state"
+    )
+
+
+@click.group()
+def deploy() -> None:
+    """Move models between deployment states: start a canary, promote, roll back."""
+
+
+@deploy.command()
+@click.option("--version", "version", type=click.IntRange(min=1), required=True)
+@click.option(
+    "--weight", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.1, show_default=True,
+    help="Share of traffic routed to the canary.",
+)  # fmt: skip
+@click.option("--reason", default="canary started from the CLI", show_default=True)
+@friendly_errors
+def canary(version: int, weight: float, reason: str) -> None:
+    """Start (or re-weight) a canary of VERSION at WEIGHT of the traffic."""
+    from ci.deploy import start_canary
+    from ci.runner import open_from_settings
+
+    _echo_move(start_canary(open_from_settings(), version, weight, reason=reason))
+
+
+@deploy.command()
+@click.option("--version", "version", type=click.IntRange(min=1), required=True)
+@click.option("--reason", required=True, help="Kept in the audit log.")
+@friendly_errors
+def promote(version: int, reason: str) -> None:
+    """Make VERSION the champion (normally the controller's call after a passed canary)."""
+    from ci.runner import open_from_settings
+
+    _echo_move(open_from_settings().promote(version, reason=reason))
+
+
+@deploy.command()
+@click.option("--reason", required=True, help="Kept in the audit log.")
+@friendly_errors
+def rollback(reason: str) -> None:
+    """Give the champion alias back to the previous champion."""
+    from ci.runner import open_from_settings
+
+    _echo_move(open_from_settings().rollback(reason=reason))
