@@ -1,0 +1,176 @@
+"""The Evidently side of the drift checks: one ``Report`` of per-column ``ValueDrift``, as HTML.
+
+``monitoring/drift.py`` computes the scores and thresholds; this module asks Evidently 0.7 for
+the same distances (one ``ValueDrift(column, method, threshold)`` per column, so the report shows
+the calibrated thresholds, not Evidently's defaults) and writes its self-contained HTML: the
+JavaScript bundle and the icon font are embedded, and nothing is fetched when the report is
+generated or viewed.
+
+Evidently is imported inside the functions: it takes seconds to import, and nothing but report
+writing needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+__all__ = [
+    "ColumnSpec",
+    "ValueDriftReport",
+    "build_value_drift_report",
+    "value_drift_scores",
+    "write_atomically",
+    "write_value_drift_html",
+]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of the report.
+
+    Attributes:
+        column: Column name (the same in both frames).
+        kind: ``numeric`` or ``categorical``.
+        method: Evidently stattest name (``wasserstein``, ``jensenshannon``, ``psi``).
+        threshold: Threshold to show; ``None`` leaves Evidently's default.
+    """
+
+    column: str
+    kind: Literal["numeric", "categorical"]
+    method: str
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class ValueDriftReport:
+    """A computed report.
+
+    Attributes:
+        scores: Evidently's drift score per column.
+        skipped: Columns left out because one side had no non-null value (Evidently refuses
+            an empty column).
+        html: The standalone HTML document.
+    """
+
+    scores: dict[str, float]
+    skipped: tuple[str, ...]
+    html: str
+
+
+def _clean(frame: pd.DataFrame, specs: Sequence[ColumnSpec]) -> pd.DataFrame:
+    """Give Evidently the values the checks score: numbers as floats, categories as text."""
+    out = {}
+    for spec in specs:
+        series = frame[spec.column]
+        if spec.kind == "numeric":
+            out[spec.column] = pd.to_numeric(series).astype(float)
+        else:
+            out[spec.column] = series.astype(object).where(series.isna(), series.astype(str))
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _usable(frame: pd.DataFrame, column: str) -> bool:
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values):
+        values = values.replace([float("inf"), float("-inf")], float("nan"))
+    return bool(values.notna().any())
+
+
+def value_drift_scores(snapshot: Mapping[str, Any]) -> dict[str, float]:
+    """Return ``{column: score}`` of every ``ValueDrift`` metric in ``snapshot.dict()``.
+
+    Reads the metric's ``config`` (type and column), not its display name, so a change in how
+    Evidently titles metrics does not break it.
+    """
+    scores: dict[str, float] = {}
+    for metric in snapshot.get("metrics", []):
+        config = metric.get("config") or {}
+        if not str(config.get("type", "")).endswith("ValueDrift"):
+            continue
+        value = metric.get("value")
+        if isinstance(value, Mapping):  # future-proof: a value object rather than a number
+            value = value.get("value")
+        if config.get("column") is not None and isinstance(value, int | float):
+            scores[str(config["column"])] = float(value)
+    return scores
+
+
+def build_value_drift_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    specs: Sequence[ColumnSpec],
+    title: str | None = None,
+) -> ValueDriftReport:
+    """Run one Evidently report of per-column ``ValueDrift`` metrics.
+
+    Args:
+        reference: Reference rows.
+        current: Window rows (same column names as ``reference``).
+        specs: The columns, their methods and thresholds.
+        title: Stored as the snapshot's name and in its metadata.
+
+    Returns:
+        The scores Evidently computed and the HTML document.
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    usable = [s for s in specs if _usable(reference, s.column) and _usable(current, s.column)]
+    skipped = tuple(s.column for s in specs if s not in usable)
+    definition = DataDefinition(
+        numerical_columns=[s.column for s in usable if s.kind == "numeric"],
+        categorical_columns=[s.column for s in usable if s.kind == "categorical"],
+    )
+    metrics: list[Any] = [
+        ValueDrift(column=s.column, method=s.method, threshold=s.threshold) for s in usable
+    ]
+    report = Report(metrics, metadata={"title": title} if title else None)
+    snapshot = report.run(
+        Dataset.from_pandas(_clean(current, usable), data_definition=definition),
+        Dataset.from_pandas(_clean(reference, usable), data_definition=definition),
+        name=title,
+    )
+    return ValueDriftReport(
+        scores=value_drift_scores(snapshot.dict()),
+        skipped=skipped,
+        html=snapshot.get_html_str(as_iframe=False),
+    )
+
+
+def write_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file in the same directory and a rename.
+
+    A reader (or an MLflow upload) sees the old file or the whole new one, never half of it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_value_drift_html(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    specs: Sequence[ColumnSpec],
+    path: Path,
+    title: str | None = None,
+) -> Path:
+    """Build the report (:func:`build_value_drift_report`) and write its HTML atomically."""
+    report = build_value_drift_report(reference, current, specs, title)
+    return write_atomically(path, report.html)
