@@ -89,7 +89,11 @@ CANARY_STATES: Final[tuple[CanaryState, ...]] = get_args(CanaryState)
 """Every value of ``state``: judged each window, waiting for a person, and the two outcomes."""
 
 HoldReason = Literal[
-    "prometheus_unreachable", "registry_unreachable", "stale_metrics", "action_failed"
+    "prometheus_unreachable",
+    "registry_unreachable",
+    "inference_log_unreachable",
+    "stale_metrics",
+    "action_failed",
 ]
 HOLD_REASONS: Final[tuple[HoldReason, ...]] = get_args(HoldReason)
 """Every value of ``reason``: a data source is down, its data is too old to judge on, or a

@@ -99,6 +99,8 @@ class MonitorSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MLPLAT_MONITOR_",
         env_nested_delimiter="__",
+        # `VAR=` in an env file means "not set" (the default), not an empty token or path.
+        env_ignore_empty=True,
         extra="ignore",
         frozen=True,
         validate_by_name=True,
@@ -106,7 +108,7 @@ class MonitorSettings(BaseSettings):
     )
 
     environment: Environment = "production"
-    # The alias is the whole variable name (no prefix): the same MLPLAT_HOME as the other components.
+    # The alias is the whole variable name, no prefix: the MLPLAT_HOME every component reads.
     home: Path = Field(default=Path(".mlplat"), validation_alias="MLPLAT_HOME")
     interval_seconds: float = Field(default=15.0, gt=0.0, le=3600.0)
     prometheus_url: str | None = None

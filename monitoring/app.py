@@ -1,0 +1,339 @@
+"""The controller's process: its loop in a thread, and a small HTTP API beside it.
+
+``create_app(settings, controller)`` builds a FastAPI app whose lifespan starts
+:meth:`~monitoring.controller.Controller.run_forever` in a background thread (a cycle blocks on
+MLflow, SQL and HTTP calls; a thread keeps them off the event loop) and stops it on shutdown.
+
+* ``POST /alertmanager/webhook`` — Alertmanager notifications (payload version 4), bearer-token
+  authenticated with a constant-time compare. Firing ``component="canary"`` alerts roll the
+  live canary back (:meth:`~monitoring.controller.Controller.handle_alerts`); resolved and other
+  alerts are acknowledged and ignored. 401 without a bearer token, 403 with a wrong one, 422
+  with a body that is not a notification, 503 when the registry cannot be reached (Alertmanager
+  retries) or the webhook has no token configured.
+* ``GET /metrics`` — :class:`~monitoring.metrics.ControllerMetrics`, for Prometheus.
+* ``GET /health`` — liveness, with the last cycle's time and hold state.
+* ``GET /status`` — the last :class:`~monitoring.controller.CycleReport` as JSON.
+
+:func:`build_controller` wires a controller from settings: the one place that opens the
+registry, the metrics source, the inference log and the MLflow client.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from monitoring.controller import (
+    AlertNotice,
+    Controller,
+    DriftRetrainTrigger,
+    utc_now,
+)
+from monitoring.drift import DriftDetector
+from monitoring.judge import CanaryJudge
+from monitoring.metrics import ControllerMetrics
+from monitoring.settings import MonitorSettings, get_settings
+from monitoring.sources import (
+    InferenceLogSource,
+    MetricsSource,
+    PrometheusSource,
+    RunArtifacts,
+    ScrapeSource,
+)
+from registry import (
+    EventStore,
+    EventStoreUnavailable,
+    ModelRegistry,
+    RegistryError,
+    RegistrySettings,
+    RegistryUnavailable,
+)
+
+__all__ = ["AlertmanagerAlert", "AlertmanagerPayload", "build_controller", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+_STOP_TIMEOUT_SECONDS = 30.0
+
+
+class AlertmanagerAlert(BaseModel):
+    """One alert of a webhook notification (Alertmanager's ``template.Alert``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime  # noqa: N815 - Alertmanager's field names
+    endsAt: str | None = None  # noqa: N815 - "0001-01-01T00:00:00Z" while firing
+    generatorURL: str = ""  # noqa: N815
+    fingerprint: str = ""
+
+
+class AlertmanagerPayload(BaseModel):
+    """An Alertmanager webhook notification, payload version 4."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: Literal["4"]
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    groupKey: str = ""  # noqa: N815
+    alerts: list[AlertmanagerAlert]
+
+
+def build_controller(
+    settings: MonitorSettings | None = None,
+    registry_settings: RegistrySettings | None = None,
+    *,
+    metrics: ControllerMetrics | None = None,
+) -> Controller:
+    """A controller wired from settings: registry, metrics source, inference log, MLflow.
+
+    Args:
+        settings: Controller settings; :func:`monitoring.settings.get_settings` by default.
+        registry_settings: Where the registry lives; :func:`registry.get_settings` by default.
+        metrics: Where to publish; a fresh registry by default.
+
+    Raises:
+        RegistryError: If the registry or the event store cannot be opened.
+        MonitorSettingsError: If the judge configuration file is unusable.
+    """
+    from mlflow import MlflowClient
+
+    from registry import get_settings as registry_get_settings
+    from registry import open_registry
+    from serving.inference_log import InferenceLogReader
+
+    settings = settings or get_settings()
+    registry_settings = registry_settings or registry_get_settings()
+    if "actor" not in registry_settings.model_fields_set:
+        # Events written by the controller say so, rather than naming the unix user it runs as.
+        actor = f"mlplat-controller@{socket.gethostname()}"
+        registry_settings = registry_settings.model_copy(update={"actor": actor})
+    judge = CanaryJudge(settings.judge_config())
+    client = MlflowClient(
+        tracking_uri=registry_settings.tracking_uri, registry_uri=registry_settings.tracking_uri
+    )
+    try:
+        registry = open_registry(registry_settings)
+    except (RegistryUnavailable, EventStoreUnavailable) as exc:
+        # Start anyway: the loop holds (and says why) until MLflow and the event database
+        # answer, instead of a crash-looping process that looks like ControllerDown.
+        logger.warning("registry unavailable at start, holding until it answers: %s", exc)
+        registry_settings.ensure_home()
+        events = EventStore(registry_settings.events_url)
+        registry = ModelRegistry(
+            client, events, registry_settings.model_name, registry_settings.actor
+        )
+    artifacts = RunArtifacts(client, registry)
+    http = httpx.Client(timeout=settings.http_timeout_seconds)
+    source: MetricsSource
+    if settings.prometheus_url:
+        source = PrometheusSource(http, settings.prometheus_url, settings.prometheus_serving_job)
+    else:
+        source = ScrapeSource(http, settings.serving_metrics_urls)
+    log = InferenceLogSource(InferenceLogReader(settings.resolved_inference_log_url))
+
+    def detector(version: int) -> DriftDetector:
+        return DriftDetector(artifacts.reference(version), settings.drift)
+
+    trigger = DriftRetrainTrigger(
+        settings.resolved_state_dir / "retrain-decisions.json",
+        settings.retrain_drift_threshold,
+        timedelta(hours=settings.retrain_cooldown_hours),
+        settings.retrain_command,
+    )
+    return Controller(
+        registry,
+        source,
+        log,
+        judge,
+        detector,
+        metrics or ControllerMetrics(CollectorRegistry(auto_describe=True)),
+        utc_now,
+        settings,
+        retrain_trigger=trigger,
+        attach_report=artifacts.attach,
+    )
+
+
+async def _raw_body(request: Request) -> bytes:
+    # The body is validated by hand, after authentication: an unauthenticated caller learns
+    # nothing about the expected payload, and a malformed one is counted as "invalid".
+    return await request.body()
+
+
+def _controller(request: Request) -> Controller | None:
+    controller: Controller | None = request.app.state.controller
+    return controller
+
+
+def _settings(request: Request) -> MonitorSettings:
+    settings: MonitorSettings = request.app.state.settings
+    return settings
+
+
+RawBody = Annotated[bytes, Depends(_raw_body)]
+ControllerDep = Annotated[Controller | None, Depends(_controller)]
+"""The running controller; ``None`` while the app starts."""
+SettingsDep = Annotated[MonitorSettings, Depends(_settings)]
+
+router = APIRouter()
+
+
+def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail}, headers=headers)
+
+
+@router.post("/alertmanager/webhook", summary="Receive an Alertmanager notification")
+def webhook(
+    ctl: ControllerDep,
+    settings: SettingsDep,
+    body: RawBody,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Roll the live canary back for firing ``component="canary"`` alerts (bearer token)."""
+    if ctl is None:
+        return _problem(503, "the controller is starting; retry shortly")
+    if not settings.webhook_enabled or settings.webhook_token is None:
+        return _problem(
+            503, "the webhook is disabled: set MLPLAT_MONITOR_WEBHOOK_TOKEN to enable it"
+        )
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        ctl.metrics.record_webhook("unauthorized")
+        return _problem(
+            401, "missing bearer token (Authorization: Bearer <token>)",
+            {"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+    expected = settings.webhook_token.get_secret_value().encode()
+    if not hmac.compare_digest(presented.strip().encode(), expected):
+        ctl.metrics.record_webhook("unauthorized")
+        return _problem(403, "wrong bearer token")
+    try:
+        payload = AlertmanagerPayload.model_validate_json(body)
+    except ValidationError as exc:
+        ctl.metrics.record_webhook("invalid")
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:10]
+        )
+        return _problem(422, f"not an Alertmanager webhook notification (version 4): {problems}")
+    alerts = [
+        AlertNotice(
+            status=a.status,
+            labels=a.labels,
+            annotations=a.annotations,
+            starts_at=a.startsAt,
+            fingerprint=a.fingerprint,
+            generator_url=a.generatorURL,
+        )
+        for a in payload.alerts
+    ]
+    try:
+        outcomes = ctl.handle_alerts(alerts)
+    except RegistryError as exc:
+        # Not acknowledged: Alertmanager retries, and repeats the alert while it fires.
+        logger.warning("webhook: registry unavailable, not acknowledged: %s", exc)
+        return _problem(503, f"cannot act on the alerts now: {exc}")
+    ctl.metrics.record_webhook("accepted")
+    return JSONResponse({"outcomes": [o.to_dict() for o in outcomes]})
+
+
+@router.get("/metrics", summary="Controller metrics (Prometheus text format)")
+def metrics(ctl: ControllerDep) -> Response:
+    """The controller's metrics."""
+    if ctl is None:
+        return _problem(503, "the controller is starting")
+    return Response(generate_latest(ctl.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/health", summary="Liveness, with the last cycle's time and hold state")
+def health(ctl: ControllerDep, settings: SettingsDep) -> dict[str, Any]:
+    """Always 200 while the process runs; the body says whether cycles finish and why it holds."""
+    last = None if ctl is None else ctl.last_report
+    return {
+        "status": "ok",
+        "model_name": None if ctl is None else ctl.registry.model_name,
+        "last_cycle_at": None if last is None else last.finished_at.isoformat(),
+        "holding": [] if last is None else list(last.hold_reasons),
+        "webhook_enabled": settings.webhook_enabled,
+    }
+
+
+@router.get("/status", summary="The last cycle report")
+def status(ctl: ControllerDep) -> Response:
+    """The last :class:`~monitoring.controller.CycleReport`, or 404 before the first cycle."""
+    last = None if ctl is None else ctl.last_report
+    if last is None:
+        return _problem(404, "no cycle has finished yet")
+    return JSONResponse(last.to_dict())
+
+
+def create_app(
+    settings: MonitorSettings | None = None,
+    controller: Controller | Callable[[], Controller] | None = None,
+    *,
+    run_loop: bool = True,
+) -> FastAPI:
+    """Build the controller's app.
+
+    Args:
+        settings: Configuration; :func:`monitoring.settings.get_settings` by default.
+        controller: The controller, or a function that builds it (called in the lifespan);
+            :func:`build_controller` from ``settings`` by default.
+        run_loop: Start the controller loop in the lifespan (tests drive cycles themselves).
+
+    Returns:
+        The FastAPI application.
+    """
+    config = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if isinstance(controller, Controller):
+            ctl = controller
+        elif controller is not None:
+            ctl = controller()
+        else:
+            ctl = build_controller(config)
+        app.state.controller = ctl
+        stop = threading.Event()
+        thread: threading.Thread | None = None
+        if run_loop:
+            thread = threading.Thread(
+                target=ctl.run_forever, args=(stop,), name="mlplat-controller", daemon=True
+            )
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=_STOP_TIMEOUT_SECONDS)
+            app.state.controller = None
+            ctl.close()
+
+    app = FastAPI(
+        title="mlplat monitoring controller",
+        version="1.0.0",
+        description="Judges the canary, rolls it back or promotes it, runs the drift checks; "
+        "accepts Alertmanager notifications as a rollback trigger.",
+        lifespan=lifespan,
+    )
+    app.state.settings = config
+    app.state.controller = controller if isinstance(controller, Controller) else None
+    app.include_router(router)
+    return app

@@ -1,0 +1,969 @@
+"""The controller on a real registry (local SQLite MLflow store), with fake metrics and log.
+
+Each test gets its own registered model and event log; the MLflow store (seconds to migrate)
+is shared by the module. The judge is the real one where the numbers matter, and a stub that
+answers a fixed verdict where only the controller's reaction to a verdict is pinned.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+from prometheus_client import CollectorRegistry
+
+from monitoring.app import create_app
+from monitoring.cli import EXIT_HELD, monitor
+from monitoring.controller import AlertNotice, Controller, RetrainDecision, RetrainRequest
+from monitoring.drift import DriftConfig, DriftDetector
+from monitoring.judge import CanaryJudge, CanaryObservation, JudgeConfig, JudgeResult, Verdict
+from monitoring.metrics import ControllerMetrics
+from monitoring.settings import MonitorSettings
+from monitoring.settings import get_settings as monitor_settings
+from monitoring.sources import (
+    InferenceLogSource,
+    ReferenceNotFound,
+    RunArtifacts,
+    ScrapeSource,
+    SourceName,
+    SourceUnavailable,
+    VariantCounts,
+)
+from pipeline.data import default_probability, generate
+from pipeline.scenarios import apply_scenario
+from registry import Action, EventStatus, EventStore, ModelRegistry, RegistryUnavailable
+from registry import get_settings as registry_settings
+from serving.app import create_app as serving_app
+from serving.deployment import DesiredState
+from serving.inference_log import InferenceLogReader
+from serving.routing import Variant
+from serving.schemas import EXAMPLE_RECORD
+from serving.settings import ServingSettings
+
+with warnings.catch_warnings():
+    # starlette 1.x asks for httpx2; httpx still works. Narrow to this import.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.unit
+
+TOKEN = "unit-test-webhook-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WINDOW = 60.0
+_models = itertools.count(1)
+
+
+class SimulatedCrash(BaseException):
+    """Stands in for the process dying: not an ``Exception``, so nothing on the way catches it."""
+
+
+# --- stores ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One migrated MLflow SQLite store for the module (migrating takes seconds)."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_experiment("monitoring", artifact_location=(root / "artifacts").as_uri())
+    return uri
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(mlflow_uri: str) -> MlflowClient:
+    """A client on the module's store (each new client re-checks the schema: share one)."""
+    return MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+
+
+@dataclass
+class Stores:
+    """A registered model of its own: champion v1, and v2 as a 20 % canary."""
+
+    client: MlflowClient
+    registry: ModelRegistry
+    events_url: str
+    model: str
+    champion: int
+    canary: int
+    run_ids: dict[int, str]
+
+    def reopen(self) -> ModelRegistry:
+        """The registry as a restarted process opens it."""
+        return ModelRegistry(self.client, EventStore(self.events_url), self.model, "controller")
+
+    def events(self, action: Action) -> list[Any]:
+        return [
+            e
+            for e in self.registry.events.history(self.model, 100)
+            if e.action is action and e.status is EventStatus.APPLIED
+        ]
+
+
+@pytest.fixture
+def stores(mlflow_client: MlflowClient, tmp_path: Path) -> Stores:
+    client = mlflow_client
+    experiment = client.get_experiment_by_name("monitoring")
+    assert experiment is not None
+    model = f"credit-monitor-{next(_models)}"
+    events_url = f"sqlite:///{tmp_path / 'events.db'}"
+    events = EventStore(events_url)
+    events.create_schema()
+    registry = ModelRegistry(client, events, model, "controller")
+    run_ids: dict[int, str] = {}
+    for _ in range(2):
+        run = client.create_run(experiment.experiment_id)
+        version = registry.register(
+            f"runs:/{run.info.run_id}/model", run.info.run_id, {"gate_verdict": "passed"},
+            reason="trained",
+        )  # fmt: skip
+        run_ids[version] = run.info.run_id
+    registry.bootstrap(1, reason="first champion")
+    registry.start_canary(2, 0.2, reason="gate passed")
+    return Stores(client, registry, events_url, model, 1, 2, run_ids)
+
+
+# --- fakes ----------------------------------------------------------------------------------------
+
+
+class Clock:
+    """A settable clock anchored to real time (event times come from the real clock)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def after_canary_start(self, stores: Stores, seconds: float) -> None:
+        start = stores.registry.state().challenger_since
+        assert start is not None
+        self.now = start + timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeMetrics:
+    """Counts the test sets; raises when ``down``."""
+
+    name: SourceName = "scrape"
+    champion: VariantCounts = field(default_factory=lambda: VariantCounts(5000, 5))
+    canary: VariantCounts = field(default_factory=lambda: VariantCounts(1000, 1))
+    down: bool = False
+    calls: int = 0
+
+    def counts(
+        self, champion: int, canary: int, since: datetime, at: datetime
+    ) -> dict[Variant, VariantCounts]:
+        self.calls += 1
+        if self.down:
+            raise SourceUnavailable("scrape", "cannot scrape http://serving:8000/metrics")
+        return {"champion": self.champion, "canary": self.canary}
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeLog:
+    """Scores and labels per variant; drift windows per variant; raises when ``down``."""
+
+    windows: dict[Variant, pd.DataFrame] = field(default_factory=dict)
+    down: bool = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise SourceUnavailable(
+                "inference_log", "cannot read sqlite:///log.db", "stale_metrics"
+            )
+
+    def scores(
+        self, variant: Variant, version: int, start: datetime, end: datetime
+    ) -> npt.NDArray[np.float64]:
+        self._check()
+        return np.random.default_rng(version).uniform(0, 1, 600)
+
+    def labelled(
+        self, variant: Variant, version: int, start: datetime, end: datetime
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        self._check()
+        return np.array([0.2, 0.8]), np.array([0, 1])
+
+    def window(
+        self, variant: Variant, version: int, start: datetime, end: datetime, max_rows: int
+    ) -> pd.DataFrame:
+        self._check()
+        return self.windows.get(variant, pd.DataFrame()).tail(max_rows)
+
+    def close(self) -> None:
+        pass
+
+
+class StubJudge(CanaryJudge):
+    """The real judge's numbers with a verdict the test chooses."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(JudgeConfig())
+        self.verdict = verdict
+        self.windows: list[int] = []
+
+    def evaluate(self, observation: CanaryObservation) -> JudgeResult:
+        self.windows.append(observation.window)
+        real = super().evaluate(observation)
+        return real.model_copy(update={"verdict": self.verdict, "reason": f"stub: {self.verdict}"})
+
+
+def no_reference(version: int) -> DriftDetector:
+    raise ReferenceNotFound(f"model version {version} has no reference sample in this test")
+
+
+class QuickReportDetector(DriftDetector):
+    """A real detector whose HTML report is a stub (Evidently's report is tested elsewhere)."""
+
+    def write_html_report(
+        self, current: pd.DataFrame, path: Path, title: str | None = None
+    ) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"<html>{title}: {len(current)} rows</html>", encoding="utf-8")
+        return path
+
+
+def scored(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    return frame.assign(**{column: default_probability(frame)})
+
+
+@pytest.fixture(scope="module")
+def detector() -> QuickReportDetector:
+    """A detector on a generated reference; calibrations are cached across the module's tests."""
+    reference = scored(generate(2_000, seed=1), "prediction")
+    return QuickReportDetector(reference, DriftConfig(calibration_chunks=30))
+
+
+def settings_for(tmp_path: Path, **changes: Any) -> MonitorSettings:
+    values: dict[str, Any] = {
+        "home": tmp_path / "home",
+        "environment": "dev",
+        "webhook_token": TOKEN,
+        "judge_window_seconds": WINDOW,
+        "min_canary_seconds": 120.0,
+        "min_canary_requests": 100,
+        "drift_interval_seconds": 3600.0,
+        "drift_report_dir": tmp_path / "reports",
+        **changes,
+    }
+    return MonitorSettings(**values)
+
+
+@dataclass
+class Rig:
+    """A controller and everything around it."""
+
+    controller: Controller
+    stores: Stores
+    clock: Clock
+    metrics: FakeMetrics
+    log: FakeLog
+    judge: CanaryJudge
+    gauges: ControllerMetrics
+    retrains: list[RetrainRequest]
+    attached: list[tuple[int, Path]]
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.gauges.registry.get_sample_value(name, labels)
+
+    def restarted(self, registry: ModelRegistry | None = None) -> Controller:
+        """A new controller process on the same stores (nothing carried over in memory)."""
+        c = self.controller
+        return Controller(
+            registry or self.stores.reopen(), self.metrics, self.log, self.judge,
+            c.drift_detector_factory, self.gauges, self.clock, c.settings,
+            retrain_trigger=c.retrain_trigger, attach_report=c.attach_report,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def rig_factory(stores: Stores, tmp_path: Path) -> Callable[..., Rig]:
+    def build(
+        judge: CanaryJudge | None = None,
+        detector_factory: Callable[[int], DriftDetector] = no_reference,
+        **setting_changes: Any,
+    ) -> Rig:
+        clock, metrics, log = Clock(), FakeMetrics(), FakeLog()
+        gauges = ControllerMetrics(CollectorRegistry())
+        retrains: list[RetrainRequest] = []
+        attached: list[tuple[int, Path]] = []
+
+        def retrain(request: RetrainRequest) -> RetrainDecision:
+            retrains.append(request)
+            return RetrainDecision(True, "drift: test trigger fires")
+
+        def attach(version: int, path: Path) -> str:
+            attached.append((version, path))
+            return f"runs:/run-of-{version}/drift/{path.name}"
+
+        judge = judge or CanaryJudge(JudgeConfig())
+        controller = Controller(
+            stores.registry, metrics, log, judge, detector_factory, gauges, clock,
+            settings_for(tmp_path, **setting_changes), retrain_trigger=retrain,
+            attach_report=attach,
+        )  # fmt: skip
+        return Rig(controller, stores, clock, metrics, log, judge, gauges, retrains, attached)
+
+    return build
+
+
+# --- verdicts and their actions -------------------------------------------------------------------
+
+
+def test_a_canary_whose_error_rate_regresses_is_rejected_with_one_event_holding_the_verdict(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    rig = rig_factory()
+    rig.metrics.canary = VariantCounts(1000, 80)
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+
+    report = rig.controller.run_once()
+
+    assert report.canary is not None
+    assert report.canary.verdict is Verdict.ROLLBACK
+    assert report.canary.action == "rejected"
+    state = rig.stores.registry.state()
+    assert state.challenger is None
+    assert state.canary_weight == 0.0
+    assert state.champion == 1
+    assert rig.stores.registry.version(2).rejected
+    (event,) = rig.stores.events(Action.REJECT)
+    assert event.id == report.canary.event_id
+    assert event.actor == "controller"
+    assert event.reason.startswith("canary judge: roll back: error_rate")
+    assert event.details["decided_by"] == "judge"
+    assert event.details["counts"] == {
+        "champion": {"requests": 5000, "errors": 5},
+        "canary": {"requests": 1000, "errors": 80},
+    }
+    judgement = event.details["judgement"]
+    assert isinstance(judgement, dict)
+    assert judgement["verdict"] == "rollback"
+    error_rate = next(s for s in judgement["signals"] if s["name"] == "error_rate")
+    assert error_rate["decision"] == "worse"
+    assert error_rate["ci_low"] > 0.001
+    assert rig.sample("mlplat_canary_verdicts_total", verdict="rollback") == 1.0
+    assert rig.sample("mlplat_canary_state", model_version="2", state="rolled_back") == 1.0
+
+    again = rig.controller.run_once()
+    assert again.canary is None
+    assert len(rig.stores.events(Action.REJECT)) == 1
+
+
+def test_promotes_only_after_the_minimum_time_and_sample(rig_factory: Callable[..., Rig]) -> None:
+    rig = rig_factory(StubJudge(Verdict.PROMOTE), min_canary_seconds=150.0)
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+    early = rig.controller.run_once()
+    assert early.canary is not None
+    assert early.canary.verdict is Verdict.PROMOTE
+    assert early.canary.action is None
+    assert "it has served 61 of the 150 s required" in early.canary.reason
+
+    rig.metrics.canary = VariantCounts(50, 0)
+    rig.clock.after_canary_start(rig.stores, 3 * WINDOW + 1)
+    small = rig.controller.run_once()
+    assert small.canary is not None
+    assert small.canary.action is None
+    assert "it has answered 50 of 100 requests" in small.canary.reason
+    assert rig.stores.events(Action.PROMOTE) == []
+
+    rig.metrics.canary = VariantCounts(1000, 0)
+    rig.clock.after_canary_start(rig.stores, 4 * WINDOW + 1)
+    report = rig.controller.run_once()
+    assert report.canary is not None
+    assert report.canary.action == "promoted"
+    state = rig.stores.registry.state()
+    assert (state.champion, state.challenger, state.previous_champion) == (2, None, 1)
+    (event,) = rig.stores.events(Action.PROMOTE)
+    assert event.details["outcome"] == "promoted"
+    assert event.details["window"] == 4
+    assert rig.sample("mlplat_canary_state", model_version="2", state="promoted") == 1.0
+
+
+def test_inconclusive_pauses_the_canary_at_weight_zero_and_a_restart_still_reports_it_paused(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    rig = rig_factory(StubJudge(Verdict.INCONCLUSIVE))
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+    report = rig.controller.run_once()
+    assert report.canary is not None
+    assert report.canary.action == "paused"
+    state = rig.stores.registry.state()
+    assert state.challenger == 2
+    assert state.canary_weight == 0.0
+    assert not rig.stores.registry.version(2).rejected
+    (pause,) = [e for e in rig.stores.events(Action.CANARY) if e.state.canary_weight == 0.0]
+    assert pause.details["outcome"] == "paused"
+    assert pause.reason.startswith("canary paused for a person to decide")
+
+    rig.gauges.set_canary_state(None, None)
+    rig.restarted().run_once()
+    assert rig.sample("mlplat_canary_state", model_version="2", state="paused") == 1.0
+    assert len([e for e in rig.stores.events(Action.CANARY) if e.state.canary_weight == 0]) == 1
+
+
+def test_continue_changes_nothing_and_the_judge_looks_once_per_window(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    judge = StubJudge(Verdict.CONTINUE)
+    rig = rig_factory(judge)
+    before = rig.stores.registry.history()
+    rig.clock.after_canary_start(rig.stores, WINDOW / 2)
+    first = rig.controller.run_once()
+    assert first.canary is not None
+    assert "first judge window not complete" in first.canary.reason
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+    rig.controller.run_once()
+    rig.clock.after_canary_start(rig.stores, WINDOW + 30)
+    rig.controller.run_once()
+    rig.clock.after_canary_start(rig.stores, 2 * WINDOW + 1)
+    rig.controller.run_once()
+    assert judge.windows == [1, 2]
+    assert rig.stores.registry.history() == before
+    assert rig.sample("mlplat_canary_state", model_version="2", state="observing") == 1.0
+    assert rig.sample("mlplat_canary_verdicts_total", verdict="continue") == 2.0
+
+
+# --- fail-safe ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("down", ["metrics", "log"])
+def test_a_missing_source_makes_the_controller_hold_and_never_promote(
+    rig_factory: Callable[..., Rig], down: str
+) -> None:
+    judge = StubJudge(Verdict.PROMOTE)
+    rig = rig_factory(judge, min_canary_seconds=0.0)
+    rig.metrics.down = down == "metrics"
+    rig.log.down = down == "log"
+    rig.clock.after_canary_start(rig.stores, 10 * WINDOW)
+    report = rig.controller.run_once()
+    assert report.held
+    assert judge.windows == []
+    assert rig.stores.events(Action.PROMOTE) == []
+    assert rig.stores.registry.state().challenger == 2
+    expected = "prometheus_unreachable" if down == "metrics" else "stale_metrics"
+    assert report.hold_reasons == (expected,)
+    assert "cannot judge canary 2" in report.held_because[0]
+    assert rig.sample("mlplat_controller_holding", reason=expected) == 1.0
+
+    rig.metrics.down = rig.log.down = False
+    recovered = rig.controller.run_once()
+    assert not recovered.held
+    assert rig.sample("mlplat_controller_holding", reason=expected) == 0.0
+    assert rig.stores.registry.state().champion == 2
+
+
+def test_an_unreachable_registry_makes_the_controller_hold_and_say_why(
+    rig_factory: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = rig_factory(StubJudge(Verdict.ROLLBACK))
+
+    def down() -> None:
+        raise RegistryUnavailable("http://mlflow:5000", "connection refused or host unreachable")
+
+    monkeypatch.setattr(rig.stores.registry, "reconcile", down)
+    report = rig.controller.run_once()
+    assert report.hold_reasons == ("registry_unreachable",)
+    assert "MLflow registry at http://mlflow:5000 is unavailable" in report.held_because[0]
+    assert report.deployment is None
+    assert rig.stores.events(Action.REJECT) == []
+    assert rig.sample("mlplat_controller_holding", reason="registry_unreachable") == 1.0
+    assert json.loads(json.dumps(report.to_dict()))["held"] is True
+
+
+def test_a_rollback_that_fails_holds_and_is_retried_at_the_next_cycle(
+    rig_factory: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    judge = StubJudge(Verdict.ROLLBACK)
+    rig = rig_factory(judge)
+    registry = rig.stores.registry
+    real_reject = registry.reject
+
+    def mlflow_down(*args: Any, **kwargs: Any) -> Any:
+        raise RegistryUnavailable("http://mlflow:5000", "request timed out")
+
+    monkeypatch.setattr(registry, "reject", mlflow_down)
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+    failed = rig.controller.run_once()
+    assert failed.hold_reasons == ("action_failed",)
+    assert "could not reject canary 2" in failed.held_because[0]
+    assert rig.stores.events(Action.REJECT) == []
+
+    monkeypatch.setattr(registry, "reject", real_reject)
+    rig.clock.after_canary_start(rig.stores, WINDOW + 5)  # same window
+    retried = rig.controller.run_once()
+    assert retried.canary is not None
+    assert retried.canary.action == "rejected"
+    assert judge.windows == [1, 1]
+    assert len(rig.stores.events(Action.REJECT)) == 1
+
+
+# --- restarts -------------------------------------------------------------------------------------
+
+
+def test_killed_right_after_the_rollback_a_restarted_controller_writes_no_second_event(
+    rig_factory: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig = rig_factory(StubJudge(Verdict.ROLLBACK))
+    registry = rig.stores.registry
+    real_reject = registry.reject
+
+    def reject_then_die(*args: Any, **kwargs: Any) -> Any:
+        real_reject(*args, **kwargs)
+        raise SimulatedCrash("killed after the registry move, before the controller's bookkeeping")
+
+    monkeypatch.setattr(registry, "reject", reject_then_die)
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+    with pytest.raises(SimulatedCrash):
+        rig.controller.run_once()
+
+    report = rig.restarted().run_once()
+    assert report.canary is None
+    assert len(rig.stores.events(Action.REJECT)) == 1
+    assert rig.stores.reopen().state().challenger is None
+    assert rig.sample("mlplat_canary_state", model_version="2", state="rolled_back") == 1.0
+
+
+class CrashingClient:
+    """An MLflow client that dies on its first write: a process killed inside the move."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not name.startswith(("set_", "delete_")):
+            return attribute
+
+        def die(*args: Any, **kwargs: Any) -> Any:
+            raise SimulatedCrash(f"killed before {name}{args}")
+
+        return die
+
+
+def test_killed_inside_the_rollback_a_restarted_controller_completes_it_once(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    rig = rig_factory(StubJudge(Verdict.ROLLBACK))
+    stores = rig.stores
+    dying = ModelRegistry(
+        CrashingClient(stores.client),  # type: ignore[arg-type]
+        EventStore(stores.events_url),
+        stores.model,
+        "controller",
+    )
+    rig.clock.after_canary_start(stores, WINDOW + 1)
+    with pytest.raises(SimulatedCrash):
+        rig.restarted(dying).run_once()
+    assert [e.action for e in stores.registry.events.pending(stores.model)] == [Action.REJECT]
+
+    report = rig.restarted().run_once()
+    assert report.canary is None
+    (event,) = stores.events(Action.REJECT)
+    assert event.status_reason == "interrupted move completed by reconcile"
+    assert event.details["judgement"]["verdict"] == "rollback"
+    assert stores.registry.version(2).rejected
+    assert stores.registry.state().challenger is None
+
+
+# --- without Prometheus ---------------------------------------------------------------------------
+
+
+class Scorer:
+    """Scores 0.3; the defective version fails a batch holding any purpose but the example's."""
+
+    def __init__(self, defective: bool) -> None:
+        self.defective = defective
+
+    def predict_proba(self, X: pd.DataFrame) -> npt.NDArray[np.float64]:  # noqa: N803
+        if self.defective and (X["loan_purpose"] != EXAMPLE_RECORD["loan_purpose"]).any():
+            raise ValueError("found unknown categories in column loan_purpose")
+        return np.tile([0.7, 0.3], (len(X), 1))
+
+
+@dataclass
+class FollowRegistry:
+    """The service's model source: the test's registry, and a :class:`Scorer` per version."""
+
+    registry: ModelRegistry
+
+    def desired(self) -> DesiredState:
+        state = self.registry.state()
+        return DesiredState(state.champion, state.challenger, state.canary_weight)
+
+    def load(self, version: int) -> Scorer:
+        return Scorer(defective=version == 2)
+
+
+def test_without_prometheus_the_services_own_metrics_and_log_roll_a_failing_canary_back(
+    stores: Stores, tmp_path: Path
+) -> None:
+    """The embedded path (the demo): ScrapeSource on /metrics, the inference log, the judge."""
+    stores.registry.set_canary_weight(0.5, reason="more traffic for a small sample")
+    serving = ServingSettings(
+        environment="dev", home=tmp_path / "serving", inference_log_flush_seconds=0.05,
+        reconcile_interval_seconds=3600,
+    )  # fmt: skip
+    app = serving_app(serving, model_source=FollowRegistry(stores.registry))
+    purposes = ("debt_consolidation", "car", "medical", "business")
+    with TestClient(app) as service:
+        gauges = ControllerMetrics(CollectorRegistry())
+        clock = Clock()
+        log = InferenceLogSource(InferenceLogReader(serving.resolved_inference_log_url))
+        controller = Controller(
+            stores.registry, ScrapeSource(service, ["http://testserver/metrics"]), log,
+            CanaryJudge(JudgeConfig(error_rate_min_requests=50, latency_min_samples=20,
+                                    psi_min_samples=50)),
+            no_reference, gauges, clock, settings_for(tmp_path),
+        )  # fmt: skip
+        clock.after_canary_start(stores, 1)
+        assert controller.run_once().canary is not None  # the scrape's zero
+        answered = 0
+        for i in range(700):
+            record = {**EXAMPLE_RECORD, "customer_id": f"c-{i}", "loan_purpose": purposes[i % 4]}
+            answered += service.post("/predict", json={"records": [record]}).status_code == 200
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while log.reader.count() < answered:
+            assert datetime.now(UTC) < deadline, "the service did not flush its inference log"
+            time.sleep(0.02)  # the poll interval; the deadline bounds the wait
+        clock.after_canary_start(stores, WINDOW + 1)
+        report = controller.run_once()
+    assert report.canary is not None
+    assert report.canary.verdict is Verdict.ROLLBACK
+    assert report.canary.action == "rejected"
+    (event,) = stores.events(Action.REJECT)
+    assert event.details["metrics_source"] == "scrape"
+    counts = event.details["counts"]
+    assert isinstance(counts, dict)
+    assert counts["canary"]["errors"] > 0
+    assert counts["champion"]["errors"] == 0
+    assert stores.registry.state().challenger is None
+
+
+# --- drift ----------------------------------------------------------------------------------------
+
+
+def test_champion_input_drift_asks_for_a_retrain_exports_scores_and_never_rolls_back(
+    rig_factory: Callable[..., Rig], detector: QuickReportDetector
+) -> None:
+    rig = rig_factory(StubJudge(Verdict.CONTINUE), detector_factory=lambda version: detector)
+    shifted = apply_scenario(generate(1_000, seed=5), "covariate-shift", 1.0, seed=5)
+    rig.log.windows = {
+        "champion": scored(shifted, "probability"),
+        "canary": scored(generate(300, seed=6), "probability"),
+    }
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+
+    report = rig.controller.run_once()
+
+    champion = next(d for d in report.drift if d.variant == "champion")
+    assert champion.status == "drift"
+    assert champion.recommendation is not None
+    assert "retrain" in champion.recommendation["actions"]  # type: ignore[operator]
+    assert champion.report_path is not None
+    assert Path(champion.report_path).is_file()
+    (request,) = rig.retrains
+    assert request.model_version == 1
+    assert request.drifted_features == champion.drifted_features
+    assert request.evidence == champion.report_path
+    assert champion.retrain is not None
+    assert champion.retrain["fire"] is True
+    assert rig.sample("mlplat_drift_retrain_triggers_total") == 1.0
+    feature = champion.drifted_features[0]
+    score = rig.sample(
+        "mlplat_feature_drift_score", feature=feature, variant="champion", model_version="1"
+    )
+    assert score is not None
+    assert score > 0
+    canary = next(d for d in report.drift if d.variant == "canary")
+    assert canary.status in {"ok", "drift"}
+    assert rig.stores.events(Action.REJECT) == []
+    assert rig.stores.registry.state().challenger == 2
+
+
+def test_the_report_of_a_judged_canary_is_written_and_attached_to_its_version(
+    rig_factory: Callable[..., Rig], detector: QuickReportDetector
+) -> None:
+    rig = rig_factory(StubJudge(Verdict.ROLLBACK), detector_factory=lambda version: detector)
+    rig.log.windows = {"canary": scored(generate(300, seed=8), "probability")}
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+    report = rig.controller.run_once()
+    ((version, path),) = rig.attached
+    assert version == 2
+    assert path.is_file()
+    assert path.name.startswith(f"{rig.stores.model}-v2-canary-")
+    assert any("attached at runs:/run-of-2/drift/" in note for note in report.notes)
+
+
+def test_run_artifacts_read_the_reference_and_attach_reports_in_mlflow(
+    stores: Stores, tmp_path: Path
+) -> None:
+    artifacts = RunArtifacts(stores.client, stores.registry)
+    with pytest.raises(ReferenceNotFound, match=r"has no reference/reference\.parquet"):
+        artifacts.reference(2)
+    reference = scored(generate(50, seed=3), "prediction")
+    local = tmp_path / "reference.parquet"
+    reference.to_parquet(local, index=False)
+    stores.client.log_artifact(stores.run_ids[2], str(local), "reference")
+    pd.testing.assert_frame_equal(artifacts.reference(2), reference)
+
+    report = tmp_path / "v2.html"
+    report.write_text("<html></html>", encoding="utf-8")
+    where = artifacts.attach(2, report)
+    assert where == f"runs:/{stores.run_ids[2]}/drift/v2.html"
+    listed = [f.path for f in stores.client.list_artifacts(stores.run_ids[2], "drift")]
+    assert listed == ["drift/v2.html"]
+
+
+# --- the webhook ----------------------------------------------------------------------------------
+
+
+def alert_payload(
+    starts_at: datetime, status: str = "firing", component: str = "canary", **labels: str
+) -> dict[str, Any]:
+    return {
+        "version": "4",
+        "groupKey": '{}/{component="canary"}:{alertname="CanaryDegraded"}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "controller",
+        "groupLabels": {"alertname": "CanaryDegraded"},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": [
+            {
+                "status": status,
+                "labels": {
+                    "alertname": "CanaryDegraded",
+                    "component": component,
+                    "signal": "error_rate",
+                    "job": "mlplat-serving",
+                    **labels,
+                },
+                "annotations": {"summary": "The canary is worse than the champion (error_rate)"},
+                "startsAt": starts_at.isoformat(),
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph?g0.expr=canary",
+                "fingerprint": "c0ffee1234",
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def app_rig(rig_factory: Callable[..., Rig]) -> Iterator[tuple[Rig, TestClient]]:
+    rig = rig_factory(StubJudge(Verdict.CONTINUE))
+    app = create_app(rig.controller.settings, rig.controller, run_loop=False)
+    with TestClient(app) as client:
+        yield rig, client
+
+
+def canary_start(rig: Rig) -> datetime:
+    start = rig.stores.registry.state().challenger_since
+    assert start is not None
+    return start
+
+
+def test_webhook_refuses_a_missing_or_wrong_token(app_rig: tuple[Rig, TestClient]) -> None:
+    rig, client = app_rig
+    body = alert_payload(canary_start(rig) + timedelta(seconds=30))
+    missing = client.post("/alertmanager/webhook", json=body)
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    wrong = client.post(
+        "/alertmanager/webhook", json=body, headers={"Authorization": "Bearer not-the-token"}
+    )
+    assert wrong.status_code == 403
+    assert rig.sample("mlplat_controller_webhook_requests_total", outcome="unauthorized") == 2.0
+    assert rig.stores.registry.state().challenger == 2
+
+
+def test_webhook_explains_a_malformed_payload(app_rig: tuple[Rig, TestClient]) -> None:
+    rig, client = app_rig
+    response = client.post(
+        "/alertmanager/webhook", json={"version": "4", "status": "firing"}, headers=AUTH
+    )
+    assert response.status_code == 422
+    assert "alerts: Field required" in response.json()["detail"]
+    not_json = client.post("/alertmanager/webhook", content=b"{", headers=AUTH)
+    assert not_json.status_code == 422
+    assert rig.sample("mlplat_controller_webhook_requests_total", outcome="invalid") == 2.0
+
+
+def test_a_firing_canary_alert_rolls_the_canary_back_once(app_rig: tuple[Rig, TestClient]) -> None:
+    rig, client = app_rig
+    body = alert_payload(canary_start(rig) + timedelta(seconds=30))
+    response = client.post("/alertmanager/webhook", json=body, headers=AUTH)
+    assert response.status_code == 200
+    (outcome,) = response.json()["outcomes"]
+    assert outcome["action"] == "rolled_back"
+    assert outcome["version"] == 2
+    (event,) = rig.stores.events(Action.REJECT)
+    assert event.id == outcome["event_id"]
+    assert event.evidence is not None
+    assert "CanaryDegraded" in event.evidence
+    assert "c0ffee1234" in event.evidence
+    assert "http://prometheus:9090/graph" in event.evidence
+    assert event.details["decided_by"] == "alertmanager"
+    assert rig.stores.registry.version(2).rejected
+
+    repeat = client.post("/alertmanager/webhook", json=body, headers=AUTH)
+    assert repeat.json()["outcomes"][0]["action"] == "ignored"
+    assert len(rig.stores.events(Action.REJECT)) == 1
+    assert rig.sample("mlplat_controller_webhook_requests_total", outcome="accepted") == 2.0
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"status": "resolved"}, "resolved notifications change nothing"),
+        ({"component": "serving"}, "not a canary alert"),
+        ({"model_version": "7"}, "the alert is about version 7; the canary is 2"),
+        ({"before": "yes"}, "before canary 2 took traffic"),
+    ],
+)
+def test_alerts_that_are_not_about_the_live_canary_are_ignored(
+    app_rig: tuple[Rig, TestClient], change: dict[str, str], reason: str
+) -> None:
+    rig, client = app_rig
+    offset = -30 if change.pop("before", None) else 30
+    body = alert_payload(canary_start(rig) + timedelta(seconds=offset), **change)
+    response = client.post("/alertmanager/webhook", json=body, headers=AUTH)
+    assert response.status_code == 200
+    (outcome,) = response.json()["outcomes"]
+    assert outcome["action"] == "ignored"
+    assert reason in outcome["reason"]
+    assert rig.stores.registry.state().challenger == 2
+
+
+def test_the_webhook_rolls_back_even_while_the_controller_holds(
+    app_rig: tuple[Rig, TestClient],
+) -> None:
+    rig, client = app_rig
+    rig.metrics.down = True
+    rig.clock.after_canary_start(rig.stores, 5 * WINDOW)
+    assert rig.controller.run_once().held
+    response = client.post(
+        "/alertmanager/webhook",
+        json=alert_payload(canary_start(rig) + timedelta(seconds=30)),
+        headers=AUTH,
+    )
+    assert response.json()["outcomes"][0]["action"] == "rolled_back"
+    assert rig.stores.registry.state().challenger is None
+
+
+def test_webhook_answers_503_when_the_registry_is_down_so_alertmanager_retries(
+    app_rig: tuple[Rig, TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig, client = app_rig
+    body = alert_payload(canary_start(rig) + timedelta(seconds=30))
+
+    def down() -> None:
+        raise RegistryUnavailable("http://mlflow:5000", "connection refused")
+
+    monkeypatch.setattr(rig.stores.registry, "state", down)
+    response = client.post("/alertmanager/webhook", json=body, headers=AUTH)
+    assert response.status_code == 503
+    assert "MLflow registry at http://mlflow:5000 is unavailable" in response.json()["detail"]
+
+
+def test_webhook_without_a_configured_token_is_disabled(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    rig = rig_factory(webhook_token=None)
+    with TestClient(create_app(rig.controller.settings, rig.controller, run_loop=False)) as client:
+        response = client.post("/alertmanager/webhook", json={}, headers=AUTH)
+    assert response.status_code == 503
+    assert "MLPLAT_MONITOR_WEBHOOK_TOKEN" in response.json()["detail"]
+
+
+def test_metrics_health_and_status_endpoints(app_rig: tuple[Rig, TestClient]) -> None:
+    rig, client = app_rig
+    assert client.get("/status").status_code == 404
+    rig.controller.run_once()
+    status = client.get("/status").json()
+    assert status["model_name"] == rig.stores.model
+    assert status["deployment"]["challenger"] == 2
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["last_cycle_at"] == status["finished_at"]
+    text = client.get("/metrics").text
+    assert "mlplat_controller_last_cycle_timestamp_seconds" in text
+    assert 'mlplat_canary_state{model_version="2",state="observing"} 1.0' in text
+
+
+def test_the_app_runs_the_controller_loop_in_the_background(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    rig = rig_factory(interval_seconds=0.05)
+    with TestClient(create_app(rig.controller.settings, rig.controller)) as client:
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while client.get("/status").status_code != 200:
+            assert datetime.now(UTC) < deadline, "no cycle finished within 20 s"
+            time.sleep(0.02)  # the poll interval; the deadline bounds the wait
+    assert rig.controller.last_report is not None
+
+
+def test_alert_notice_keeps_everything_for_the_event() -> None:
+    notice = AlertNotice("firing", {"alertname": "X"}, {}, datetime(2026, 1, 1, tzinfo=UTC), "f")
+    assert notice.name == "X"
+    assert json.dumps(notice.to_dict())
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+def test_monitor_once_prints_the_cycle_report_and_exits_3_when_it_holds(
+    stores: Stores, mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLPLAT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    monkeypatch.setenv("MLPLAT_EVENTS_URL", stores.events_url)
+    monkeypatch.setenv("MLPLAT_MODEL_NAME", stores.model)
+    monkeypatch.setenv("MLPLAT_EXPERIMENT_NAME", "monitoring")
+    monkeypatch.setenv("MLPLAT_MONITOR_JUDGE_WINDOW_SECONDS", "0.001")
+    monkeypatch.setenv("MLPLAT_MONITOR_INFERENCE_LOG_URL", f"sqlite:///{tmp_path / 'log.db'}")
+    registry_settings.cache_clear()
+    monitor_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(monitor, ["--once", "--scrape", "http://127.0.0.1:9/metrics"])
+    finally:
+        registry_settings.cache_clear()
+        monitor_settings.cache_clear()
+    assert result.exit_code == EXIT_HELD, result.output
+    report = json.loads(result.output)
+    assert report["held"] is True
+    assert report["deployment"]["challenger"] == 2
+    assert "cannot scrape http://127.0.0.1:9/metrics" in report["held_because"][0]
+    assert stores.registry.state().challenger == 2
+
+
+def test_monitor_refuses_bad_settings_with_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monitor_settings.cache_clear()
+    result = CliRunner().invoke(monitor, ["--once", "--prometheus-url", "ftp://prometheus"])
+    assert result.exit_code == 1
+    assert "prometheus_url" in result.output
+    assert "must be an http:// or https:// URL" in result.output
+    both = CliRunner().invoke(
+        monitor, ["--prometheus-url", "http://p:9090", "--scrape", "http://s"]
+    )
+    assert both.exit_code == 2
+    assert "not both" in both.output
