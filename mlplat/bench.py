@@ -84,7 +84,24 @@ def run_pipeline_benchmark(runs: int) -> dict[str, Any]:
     }
 
 
-@click.group()
+def _serving_bench() -> click.Command:
+    """``serving.cli.bench_serve`` (it owns its options), imported only when asked for."""
+    from serving.cli import bench_serve
+
+    return bench_serve
+
+
+class _BenchGroup(click.Group):
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "serve":
+            return _serving_bench()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "serve"])
+
+
+@click.group(cls=_BenchGroup)
 def bench() -> None:
     """Run a benchmark and write its figures (JSON) to --out."""
 
@@ -120,16 +137,5 @@ def bench_judge(out: Path, runs: int | None, seed: int | None) -> None:
     if runs is not None:
         kwargs["runs"] = runs
     result = run_judge_benchmark(out, **kwargs)
-    click.echo(format_table(result))
-    click.echo(f"→ {out}")
-
-
-@bench.command("serve")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def bench_serve(out: Path) -> None:
-    """Throughput and latency: model limit, naive endpoint and the real service, side by side."""
-    from serving.bench import format_table, run_serving_benchmark
-
-    result = run_serving_benchmark(out)
     click.echo(format_table(result))
     click.echo(f"→ {out}")

@@ -1,0 +1,61 @@
+"""The FastAPI inference service: champion/canary serving with metrics and an inference log.
+
+Start with :func:`create_app` (or ``mlplat serve``). The drift checks read the inference log
+through :class:`InferenceLogReader`; Prometheus rules use the names in :mod:`serving.metrics`.
+
+Attributes are imported on first use, so ``import serving`` (and ``mlplat --help``) stays cheap
+and the CLI can set thread and multi-process environment variables before numpy or
+prometheus-client load.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serving.app import create_app
+    from serving.deployment import (
+        DesiredState,
+        FileModelSource,
+        ModelSource,
+        RegistryModelSource,
+    )
+    from serving.inference_log import InferenceLogReader, InferenceLogStore
+    from serving.metrics import EIGHT_METRICS, ServingMetrics
+    from serving.settings import ServingSettings, get_settings
+
+__all__ = [
+    "EIGHT_METRICS",
+    "DesiredState",
+    "FileModelSource",
+    "InferenceLogReader",
+    "InferenceLogStore",
+    "ModelSource",
+    "RegistryModelSource",
+    "ServingMetrics",
+    "ServingSettings",
+    "create_app",
+    "get_settings",
+]
+
+_HOMES = {
+    "create_app": "serving.app",
+    "DesiredState": "serving.deployment",
+    "FileModelSource": "serving.deployment",
+    "ModelSource": "serving.deployment",
+    "RegistryModelSource": "serving.deployment",
+    "InferenceLogReader": "serving.inference_log",
+    "InferenceLogStore": "serving.inference_log",
+    "EIGHT_METRICS": "serving.metrics",
+    "ServingMetrics": "serving.metrics",
+    "ServingSettings": "serving.settings",
+    "get_settings": "serving.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'serving' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

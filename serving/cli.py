@@ -1,0 +1,151 @@
+"""Command line: ``mlplat serve`` / ``python -m serving``, and the serving benchmark.
+
+``serve`` validates the settings before anything starts (a placeholder admin token outside dev
+mode is refused here, with the reason, rather than in each worker), pins BLAS/OpenMP threads, and
+with ``--workers N`` puts prometheus-client in multi-process mode so that every scrape of
+``/metrics`` shows the totals of all workers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_METRIC_FILE = re.compile(r"^(counter|gauge|histogram|summary)_.*\.db$")
+
+
+def _settings_or_exit() -> int:
+    """Validate the settings; return the model thread count."""
+    from pydantic import ValidationError
+
+    from serving.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise click.ClickException(f"invalid serving settings: {problems}") from None
+    return settings.model_threads
+
+
+def prepare_multiprocess_dir() -> tuple[Path, bool]:
+    """Make ``PROMETHEUS_MULTIPROC_DIR`` an empty directory; return it and whether we made it.
+
+    A directory given by the caller is reused but cleared of metric files from earlier runs
+    (stale files would add old counts to the new totals); nothing else in it is touched.
+    """
+    existing = os.environ.get(MULTIPROC_ENV)
+    if existing:
+        path = Path(existing)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.iterdir():
+            if stale.is_file() and _METRIC_FILE.match(stale.name):
+                stale.unlink()
+        return path, False
+    path = Path(tempfile.mkdtemp(prefix="mlplat-prometheus-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    return path, True
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes; metrics are aggregated across them.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="Log every request (the inference log already records every prediction).",
+)
+def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
+    """Run the inference service (settings: MLPLAT_SERVING_* and MLFLOW_TRACKING_URI)."""
+    threads = _settings_or_exit()
+    # Before any worker imports numpy/scikit-learn: their thread pools size themselves at load.
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, str(threads))
+    created: Path | None = None
+    if workers > 1:
+        path, made = prepare_multiprocess_dir()
+        created = path if made else None
+    import uvicorn
+
+    try:
+        uvicorn.run(
+            "serving.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+@click.command("serve")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file for the figures (written atomically).",
+)
+@click.option("--duration", default=5.0, show_default=True, type=click.FloatRange(1.0, 600.0))
+@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1, 20))
+@click.option(
+    "--pairs",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Back-to-back instrumented/uninstrumented runs at concurrency 32.",
+)
+@click.option(
+    "--concurrency",
+    "concurrencies",
+    multiple=True,
+    type=click.IntRange(1, 1024),
+    help="Concurrent connections (repeatable); default 1, 8 and 32.",
+)
+def bench_serve(
+    out: Path, duration: float, rounds: int, pairs: int, concurrencies: tuple[int, ...]
+) -> None:
+    """Benchmark predict_proba, a naive endpoint and the real service side by side."""
+    from serving.bench import BenchmarkError, format_table, run_serving_benchmark
+
+    try:
+        result = run_serving_benchmark(
+            out,
+            duration_seconds=duration,
+            rounds=rounds,
+            instrumentation_pairs=pairs,
+            concurrencies=concurrencies or (1, 8, 32),
+            progress=lambda line: click.echo(line, err=True),
+        )
+    except BenchmarkError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(result))
+    click.echo(f"figures written to {out}")

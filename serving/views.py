@@ -1,0 +1,29 @@
+"""Response views of the deployment snapshot, shared by ``/ready``, ``/model`` and admin."""
+
+from __future__ import annotations
+
+from serving.deployment import Deployment, LoadedModel
+from serving.schemas import DeploymentView, LoadFailureView, ModelView
+
+
+def _model_view(model: LoadedModel | None) -> ModelView | None:
+    if model is None:
+        return None
+    return ModelView(version=model.version, since=model.since, loaded_at=model.loaded_at)
+
+
+def deployment_view(deployment: Deployment) -> DeploymentView:
+    """What a snapshot serves."""
+    return DeploymentView(
+        champion=_model_view(deployment.champion),
+        canary=_model_view(deployment.canary),
+        canary_weight=deployment.canary_weight,
+    )
+
+
+def failure_views(deployment: Deployment) -> list[LoadFailureView]:
+    """The snapshot's load failures."""
+    return [
+        LoadFailureView(variant=f.variant, version=f.version, error=f.error, since=f.since)
+        for f in deployment.failures
+    ]
