@@ -46,3 +46,30 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mlplat demo-output .pytest_cache .mypy_cache .ruff_cache
+
+# --- The docker compose stack (docker-compose.yml; what to open: README, "Explore the system") ---
+# Compose v2 (`docker compose`) where it is installed, else the standalone docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+.PHONY: up down bad-canary
+
+# Builds the image and starts every service in dependency order; the one-shot trainer registers
+# a champion before the service starts. `$(COMPOSE) ps` shows each healthcheck's state.
+up: .env
+	$(COMPOSE) up -d --build
+	@echo "starting: MLflow http://localhost:5000  service http://localhost:8000/docs  Grafana http://localhost:3000"
+	@echo "          Prometheus http://localhost:9090  Alertmanager http://localhost:9093  (state: $(COMPOSE) ps)"
+
+# Stops and removes the containers; the named volumes (databases, artifacts) stay.
+# `$(COMPOSE) down -v` deletes them too.
+down:
+	$(COMPOSE) down --remove-orphans
+
+# Ships a candidate that passes every offline gate but is worse on live traffic as a canary,
+# then prints the controller's judgement each window until it rolls the canary back (~5 min).
+bad-canary: .env
+	$(COMPOSE) run --rm bad-canary
+
+.env:
+	@echo ".env is missing: cp .env.example .env, then fill in the secrets it lists" >&2
+	@exit 1

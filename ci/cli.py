@@ -8,10 +8,11 @@ the stage and its reasons, so a CI job can tell "the model is not good enough" f
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -42,6 +43,16 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """With ``--json``, stdout carries only the summary: libraries' prints go to stderr."""
+    if not active:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def _write_json(payload: dict[str, Any], out: Path | None) -> None:
@@ -162,7 +173,8 @@ def run(
     request = RunRequest(
         seed=seed, scenario=scenario, magnitude=magnitude, trigger="manual", reason=reason
     )
-    summary = run_from_settings(request, config_path=config_path, quiet=as_json)
+    with _stdout_to_stderr(as_json):
+        summary = run_from_settings(request, config_path=config_path, quiet=as_json)
     _finish(summary.to_dict(), as_json=as_json, out=out, ok=summary.ok)
 
 
@@ -232,7 +244,10 @@ def trigger(
         evidence=evidence,
     )
     try:
-        decision, summary = trigger_from_settings(inputs, config_path=config_path, quiet=as_json)
+        with _stdout_to_stderr(as_json):
+            decision, summary = trigger_from_settings(
+                inputs, config_path=config_path, quiet=as_json
+            )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if summary is None:

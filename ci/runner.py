@@ -20,7 +20,14 @@ from ci.report import ConsoleReporter, summary_table
 from ci.stages import RunRequest, RunSummary, run_pipeline
 from ci.triggers import TriggerDecision
 from pipeline import apply_scenario, dataset_digest, generate, load_config
-from registry import ModelRegistry, RegistrySettings, ensure_experiment, get_settings, open_registry
+from registry import (
+    ModelNotFoundError,
+    ModelRegistry,
+    RegistrySettings,
+    ensure_experiment,
+    get_settings,
+    open_registry,
+)
 
 __all__ = [
     "RunRequest",
@@ -127,7 +134,10 @@ def decide(
         if inputs.scenario:
             frame = apply_scenario(frame, inputs.scenario, inputs.magnitude, seed=inputs.seed)
         registry = open_registry(settings)
-        champion = registry.state().champion
+        try:
+            champion = registry.state().champion
+        except ModelNotFoundError:  # an empty registry: nothing was ever trained
+            champion = None
         champion_digest = registry.version(champion).data_digest if champion else None
         return triggers.new_data(dataset_digest(frame), champion_digest)
     experiment_id = _experiment_id(settings)
