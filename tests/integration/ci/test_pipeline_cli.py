@@ -79,9 +79,8 @@ def flow(
         )
     steps = {"bootstrap": run_step(env, config, "--seed", "42")}
     steps["second"] = run_step(env, config, "--seed", "7")
-    if request.param == "sqlite":
-        steps["null-spike"] = run_step(env, config, "--seed", "11", "--scenario", "null-spike")
-        steps["label-noise"] = run_step(env, config, "--seed", "13", "--scenario", "label-noise")
+    steps["null-spike"] = run_step(env, config, "--seed", "11", "--scenario", "null-spike")
+    steps["label-noise"] = run_step(env, config, "--seed", "13", "--scenario", "label-noise")
     yield Flow(env, steps)
     if admin_url and database:
         admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -117,8 +116,6 @@ def test_second_snapshot_becomes_challenger_through_the_gate(flow: Flow) -> None
 
 def test_null_spike_stops_at_validation_listing_failed_expectations(flow: Flow) -> None:
     """Broken data stops the run before training, exits 3 and names column, rule and value."""
-    if "null-spike" not in flow.steps:
-        pytest.skip("the scenario runs once, on the SQLite flow")
     step = flow.steps["null-spike"]
     assert step.returncode == 3
     assert step.summary["outcome"] == "invalid-data"
@@ -130,8 +127,6 @@ def test_null_spike_stops_at_validation_listing_failed_expectations(flow: Flow) 
 
 def test_label_noise_candidate_is_stopped_by_the_gate_with_its_reason(flow: Flow) -> None:
     """A defective candidate trains, loses to the champion, and nothing is registered."""
-    if "label-noise" not in flow.steps:
-        pytest.skip("the scenario runs once, on the SQLite flow")
     step = flow.steps["label-noise"]
     assert step.returncode == 3
     assert step.summary["outcome"] == "rejected"

@@ -116,8 +116,11 @@ def test_a_real_sklearn_model_is_registered_and_loads_by_alias(
     features = np.array([[0.0], [1.0], [2.0], [3.0]])
     model = LogisticRegression().fit(features, [0, 0, 1, 1])
     previous = mlflow.get_tracking_uri()
+    previous_registry = mlflow.get_registry_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)  # restored after the test
+    # Both globals: an earlier test in the same process may have pointed the registry elsewhere.
     mlflow.set_tracking_uri(url)
+    mlflow.set_registry_uri(url)
     try:
         experiment_id = ensure_experiment(_client(http_registry), "registry-it-models", None)
         with mlflow.start_run(experiment_id=experiment_id):
@@ -131,5 +134,6 @@ def test_a_real_sklearn_model_is_registered_and_loads_by_alias(
         loaded = mlflow.sklearn.load_model(http_registry.model_uri("champion"))
     finally:
         mlflow.set_tracking_uri(previous)
+        mlflow.set_registry_uri(previous_registry)
     assert http_registry.version(version).source == info.model_uri
     assert list(loaded.predict(features)) == [0, 0, 1, 1]
