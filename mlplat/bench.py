@@ -139,3 +139,35 @@ def bench_judge(out: Path, runs: int | None, seed: int | None) -> None:
     result = run_judge_benchmark(out, **kwargs)
     click.echo(format_table(result))
     click.echo(f"→ {out}")
+
+
+@bench.command("store")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--sizes", default="10000,100000,1000000", show_default=True,
+    help="Comma-separated event counts to measure at.",
+)  # fmt: skip
+@click.option(
+    "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    envvar="MLPLAT_BENCH_POSTGRES_URL", show_default=True,
+    help="Admin URL of a PostgreSQL server (a scratch database is created and dropped).",
+)  # fmt: skip
+@click.option("--sqlite-only", is_flag=True, help="Skip PostgreSQL (relational and JSONB).")
+def bench_store(out: Path, sizes: str, postgres_url: str, sqlite_only: bool) -> None:
+    """Deployment events: relational (SQLite, PostgreSQL) versus document (JSONB) schemas."""
+    from registry.bench import StoreBenchmarkError, format_table, run_store_benchmark
+
+    try:
+        counts = tuple(int(size) for size in sizes.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"must be integers separated by commas, got {sizes!r}", param_hint="--sizes"
+        ) from None
+    try:
+        result = run_store_benchmark(
+            out, sizes=counts, postgres_url=None if sqlite_only else postgres_url
+        )
+    except StoreBenchmarkError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(result))
+    click.echo(f"→ {out}")

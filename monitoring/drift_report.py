@@ -157,6 +157,8 @@ def write_atomically(path: Path, text: str) -> Path:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
+        # mkstemp creates 0600; a report is for people to read, like any other written file.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
