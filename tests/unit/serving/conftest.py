@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,6 +68,20 @@ class ConstantModel:
 
         self.batch_sizes.append(len(X))
         return np.tile([1.0 - self.probability, self.probability], (len(X), 1))
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_multiprocess_dir() -> Iterator[None]:
+    """The ``serve`` command sets PROMETHEUS_MULTIPROC_DIR for its workers; undo it after a test.
+
+    Left set, every later test in the process would create its metrics in multi-process mode.
+    """
+    before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    yield
+    if before is None:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = before
 
 
 @pytest.fixture(scope="session")
