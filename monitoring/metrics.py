@@ -51,10 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitoring.judge import JudgeResult, SignalName, Verdict
 from serving.metrics import (
-    DRIFT_CHECK_TIMESTAMP,
-    DRIFTED_FEATURES_RATIO,
-    FEATURE_DRIFT_SCORE,
-    feature_label,
+    DriftGauges,
 )
 
 __all__ = [
@@ -181,26 +178,7 @@ class ControllerMetrics:
             registry=r,
         )
         # The drift results, under the serving names (see the module docstring).
-        vm = ("variant", "model_version")
-        self.drift_score = Gauge(
-            FEATURE_DRIFT_SCORE,
-            "Drift of one feature between the training reference and recent traffic "
-            "(distance; higher = more drift, 0 = identical).",
-            ("feature", *vm),
-            registry=r,
-        )
-        self.drifted_ratio = Gauge(
-            DRIFTED_FEATURES_RATIO,
-            "Share of features the latest drift check flagged as drifted.",
-            vm,
-            registry=r,
-        )
-        self.drift_timestamp = Gauge(
-            DRIFT_CHECK_TIMESTAMP,
-            "Unix time of the latest drift check.",
-            vm,
-            registry=r,
-        )
+        self.drift = DriftGauges(r)
         # Series that exist from the first scrape give rate() and max() a starting point.
         for verdict in Verdict:
             self.verdicts.labels(verdict.value)
@@ -305,9 +283,4 @@ class ControllerMetrics:
         Raises:
             ValueError: If ``drifted_ratio`` is outside [0, 1].
         """
-        if not 0.0 <= drifted_ratio <= 1.0:
-            raise ValueError(f"drifted_ratio must be within [0, 1]; got {drifted_ratio!r}")
-        for feature, score in scores.items():
-            self.drift_score.labels(feature_label(feature), variant, model_version).set(score)
-        self.drifted_ratio.labels(variant, model_version).set(drifted_ratio)
-        self.drift_timestamp.labels(variant, model_version).set(checked_at)
+        self.drift.record(variant, model_version, scores, drifted_ratio, checked_at)

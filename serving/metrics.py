@@ -171,6 +171,70 @@ class _VariantSeries:
     probability: Histogram
 
 
+class DriftGauges:
+    """Metric 7, the drift checks' results: one definition for every process that publishes them.
+
+    The monitoring controller runs the checks and publishes them on its own ``/metrics``; the
+    service publishes them when ``POST /admin/drift`` is called. Same names, labels and help in
+    both, so one rule or panel reads drift whichever process published it.
+
+    Args:
+        registry: Where the three gauges are registered.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        vm = ("variant", "model_version")
+        self.score = Gauge(
+            FEATURE_DRIFT_SCORE,
+            "Drift of one feature between the training reference and recent traffic "
+            "(distance; higher = more drift, 0 = identical). Set by the monitoring drift checks.",
+            ("feature", *vm),
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.drifted_ratio = Gauge(
+            DRIFTED_FEATURES_RATIO,
+            "Share of features the latest drift check flagged as drifted.",
+            vm,
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.checked_at = Gauge(
+            DRIFT_CHECK_TIMESTAMP,
+            "Unix time of the latest drift check (alert when it goes stale).",
+            vm,
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+
+    def record(
+        self,
+        variant: str,
+        model_version: str,
+        scores: Mapping[str, float],
+        drifted_ratio: float,
+        checked_at: float,
+    ) -> None:
+        """Publish one drift check's result.
+
+        Args:
+            variant: The variant whose traffic was checked.
+            model_version: The model version that served that traffic.
+            scores: Drift score per contract feature (higher = more drift).
+            drifted_ratio: Share of features flagged as drifted, in [0, 1].
+            checked_at: Unix time of the check.
+
+        Raises:
+            ValueError: If ``drifted_ratio`` is outside [0, 1].
+        """
+        if not 0.0 <= drifted_ratio <= 1.0:
+            raise ValueError(f"drifted_ratio must be within [0, 1]; got {drifted_ratio!r}")
+        for feature, score in scores.items():
+            self.score.labels(feature_label(feature), variant, model_version).set(score)
+        self.drifted_ratio.labels(variant, model_version).set(drifted_ratio)
+        self.checked_at.labels(variant, model_version).set(checked_at)
+
+
 class ServingMetrics:
     """Every metric of one service instance, registered on one registry.
 
@@ -226,14 +290,7 @@ class ServingMetrics:
             buckets=PROBABILITY_BUCKETS,
             registry=r,
         )
-        self.drift_score = Gauge(
-            FEATURE_DRIFT_SCORE,
-            "Drift of one feature between the training reference and recent traffic "
-            "(distance; higher = more drift, 0 = identical). Set by the monitoring drift checks.",
-            ("feature", *vm),
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
+        self.drift = DriftGauges(r)
         self.labeled = Counter(
             LABELED_PREDICTIONS_TOTAL,
             "Predictions joined to their delayed true label, by confusion-matrix outcome.",
@@ -246,20 +303,6 @@ class ServingMetrics:
             "Feature records received, by outcome (accepted or rejected).",
             ("outcome",),
             registry=r,
-        )
-        self.drifted_ratio = Gauge(
-            DRIFTED_FEATURES_RATIO,
-            "Share of features the latest drift check flagged as drifted.",
-            vm,
-            registry=r,
-            multiprocess_mode="mostrecent",
-        )
-        self.drift_timestamp = Gauge(
-            DRIFT_CHECK_TIMESTAMP,
-            "Unix time of the latest drift check (alert when it goes stale).",
-            vm,
-            registry=r,
-            multiprocess_mode="mostrecent",
         )
         self.model_info = Gauge(
             MODEL_INFO,
@@ -445,10 +488,7 @@ class ServingMetrics:
             drifted_ratio: Share of features flagged as drifted, in [0, 1].
             checked_at: Unix time of the check.
         """
-        for feature, score in scores.items():
-            self.drift_score.labels(feature_label(feature), variant, model_version).set(score)
-        self.drifted_ratio.labels(variant, model_version).set(drifted_ratio)
-        self.drift_timestamp.labels(variant, model_version).set(checked_at)
+        self.drift.record(variant, model_version, scores, drifted_ratio, checked_at)
 
     def set_log_queue_depth(self, depth: int) -> None:
         """Publish the inference-log queue depth."""
