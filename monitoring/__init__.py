@@ -1,7 +1,8 @@
 """Monitoring: drift checks, the canary judge, the controller, and the Prometheus stack's config.
 
-Public API (import from the modules; this package imports nothing eagerly so that the
-Prometheus/Alertmanager/Grafana folders can be lifted without the Python code):
+The public API is listed in ``__all__`` and resolved lazily (PEP 562): ``from monitoring import
+CanaryJudge`` imports only the judge, so the Prometheus/Alertmanager/Grafana folders and the pure
+statistics can be lifted without the controller's MLflow and serving dependencies.
 
 - :mod:`monitoring.drift` — calibrated per-feature drift checks and the drift policy.
 - :mod:`monitoring.judge` — the sequential canary judge (:class:`monitoring.judge.CanaryJudge`).
@@ -13,3 +14,67 @@ Prometheus/Alertmanager/Grafana folders can be lifted without the Python code):
 - :mod:`monitoring.app` — the controller's HTTP face (Alertmanager webhook, metrics, status).
 - :mod:`monitoring.settings` / :mod:`monitoring.cli` — ``mlplat monitor`` and its settings.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitoring.app import build_controller, create_app
+    from monitoring.bench import run_judge_benchmark
+    from monitoring.controller import Controller, CycleReport
+    from monitoring.drift import DriftConfig, DriftDetector, DriftResult, check_drift, recommend
+    from monitoring.judge import CanaryJudge, CanaryObservation, JudgeConfig, JudgeResult, Verdict
+    from monitoring.metrics import ControllerMetrics
+    from monitoring.settings import MonitorSettings, get_settings
+
+_EXPORTS: dict[str, str] = {
+    "CanaryJudge": "monitoring.judge",
+    "CanaryObservation": "monitoring.judge",
+    "Controller": "monitoring.controller",
+    "ControllerMetrics": "monitoring.metrics",
+    "CycleReport": "monitoring.controller",
+    "DriftConfig": "monitoring.drift",
+    "DriftDetector": "monitoring.drift",
+    "DriftResult": "monitoring.drift",
+    "JudgeConfig": "monitoring.judge",
+    "JudgeResult": "monitoring.judge",
+    "MonitorSettings": "monitoring.settings",
+    "Verdict": "monitoring.judge",
+    "build_controller": "monitoring.app",
+    "check_drift": "monitoring.drift",
+    "create_app": "monitoring.app",
+    "get_settings": "monitoring.settings",
+    "recommend": "monitoring.drift",
+    "run_judge_benchmark": "monitoring.bench",
+}
+
+__all__ = [
+    "CanaryJudge",
+    "CanaryObservation",
+    "Controller",
+    "ControllerMetrics",
+    "CycleReport",
+    "DriftConfig",
+    "DriftDetector",
+    "DriftResult",
+    "JudgeConfig",
+    "JudgeResult",
+    "MonitorSettings",
+    "Verdict",
+    "build_controller",
+    "check_drift",
+    "create_app",
+    "get_settings",
+    "recommend",
+    "run_judge_benchmark",
+]
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name's module on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'monitoring' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
