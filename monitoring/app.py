@@ -5,11 +5,16 @@
 MLflow, SQL and HTTP calls; a thread keeps them off the event loop) and stops it on shutdown.
 
 * ``POST /alertmanager/webhook`` — Alertmanager notifications (payload version 4), bearer-token
-  authenticated with a constant-time compare. Firing ``component="canary"`` alerts roll the
-  live canary back (:meth:`~monitoring.controller.Controller.handle_alerts`); resolved and other
-  alerts are acknowledged and ignored. 401 without a bearer token, 403 with a wrong one, 422
-  with a body that is not a notification, 503 when the registry cannot be reached (Alertmanager
-  retries) or the webhook has no token configured.
+  authenticated with a constant-time compare before the body is read. A firing
+  ``component="canary"`` alert makes the judge look at the live canary now, and only the judge
+  decides (*continue* moves nothing); the circuit-breaker alert (``breaker="true"``) rolls the
+  canary back without it (:meth:`~monitoring.controller.Controller.handle_alerts`). Resolved
+  and other alerts are acknowledged and ignored. The answer lists each alert's outcome
+  (``judged: continue``, ``judged: rollback``, ``circuit breaker: rolled_back``, ``ignored``…).
+  401 without a bearer token, 403 with a wrong one, 413 for a body over
+  ``webhook_max_body_bytes`` (1 MiB; enforced while streaming), 408 for a body not received
+  within ``webhook_body_timeout_seconds``, 422 for a body that is not a notification, 503 when
+  the registry cannot be reached (Alertmanager retries) or the webhook has no token configured.
 * ``GET /metrics`` — :class:`~monitoring.metrics.ControllerMetrics`, for Prometheus.
 * ``GET /health`` — liveness, with the last cycle's time and hold state.
 * ``GET /status`` — the last :class:`~monitoring.controller.CycleReport` as JSON.
@@ -20,6 +25,7 @@ registry, the metrics source, the inference log and the MLflow client.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import socket
@@ -34,6 +40,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from monitoring.controller import (
     AlertNotice,
@@ -61,7 +68,14 @@ from registry import (
     RegistryUnavailable,
 )
 
-__all__ = ["AlertmanagerAlert", "AlertmanagerPayload", "build_controller", "create_app"]
+__all__ = [
+    "AlertmanagerAlert",
+    "AlertmanagerPayload",
+    "BodyTooLarge",
+    "build_controller",
+    "create_app",
+    "read_bounded_body",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -170,10 +184,29 @@ def build_controller(
     )
 
 
-async def _raw_body(request: Request) -> bytes:
-    # The body is validated by hand, after authentication: an unauthenticated caller learns
-    # nothing about the expected payload, and a malformed one is counted as "invalid".
-    return await request.body()
+class BodyTooLarge(Exception):  # noqa: N818 - reads as a state
+    """The request body is larger than the webhook accepts."""
+
+
+async def read_bounded_body(request: Request, limit: int) -> bytes:
+    """Read the request body, refusing it as soon as it exceeds ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is read; otherwise
+    the limit is enforced while the body streams in, so a chunked or lying client cannot make
+    the controller hold more than ``limit`` bytes.
+
+    Raises:
+        BodyTooLarge: If the body (declared or received) is over ``limit`` bytes.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the body declares {declared} bytes; the limit is {limit}")
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
+    return bytes(received)
 
 
 def _controller(request: Request) -> Controller | None:
@@ -186,7 +219,6 @@ def _settings(request: Request) -> MonitorSettings:
     return settings
 
 
-RawBody = Annotated[bytes, Depends(_raw_body)]
 ControllerDep = Annotated[Controller | None, Depends(_controller)]
 """The running controller; ``None`` while the app starts."""
 SettingsDep = Annotated[MonitorSettings, Depends(_settings)]
@@ -199,13 +231,19 @@ def _problem(status: int, detail: str, headers: dict[str, str] | None = None) ->
 
 
 @router.post("/alertmanager/webhook", summary="Receive an Alertmanager notification")
-def webhook(
+async def webhook(
+    request: Request,
     ctl: ControllerDep,
     settings: SettingsDep,
-    body: RawBody,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Roll the live canary back for firing ``component="canary"`` alerts (bearer token)."""
+    """Judge the live canary now on firing canary alerts; trip the breaker on its alert.
+
+    In this order, so an unauthenticated or oversized request costs next to nothing: the token
+    (from the headers, before a byte of the body is read), then the body, read with a size and a
+    time limit, then the JSON. The controller's work runs in a worker thread (it blocks on the
+    registry, Prometheus and the inference log).
+    """
     if ctl is None:
         return _problem(503, "the controller is starting; retry shortly")
     if not settings.webhook_enabled or settings.webhook_token is None:
@@ -223,6 +261,18 @@ def webhook(
     if not hmac.compare_digest(presented.strip().encode(), expected):
         ctl.metrics.record_webhook("unauthorized")
         return _problem(403, "wrong bearer token")
+    try:
+        async with asyncio.timeout(settings.webhook_body_timeout_seconds):
+            body = await read_bounded_body(request, settings.webhook_max_body_bytes)
+    except BodyTooLarge as exc:
+        ctl.metrics.record_webhook("too_large")
+        return _problem(413, f"notification too large: {exc}")
+    except TimeoutError:
+        ctl.metrics.record_webhook("timeout")
+        return _problem(
+            408,
+            f"the body did not arrive within {settings.webhook_body_timeout_seconds:g} s",
+        )
     try:
         payload = AlertmanagerPayload.model_validate_json(body)
     except ValidationError as exc:
@@ -243,7 +293,7 @@ def webhook(
         for a in payload.alerts
     ]
     try:
-        outcomes = ctl.handle_alerts(alerts)
+        outcomes = await run_in_threadpool(ctl.handle_alerts, alerts)
     except RegistryError as exc:
         # Not acknowledged: Alertmanager retries, and repeats the alert while it fires.
         logger.warning("webhook: registry unavailable, not acknowledged: %s", exc)
@@ -330,7 +380,7 @@ def create_app(
         title="mlplat monitoring controller",
         version="1.0.0",
         description="Judges the canary, rolls it back or promotes it, runs the drift checks; "
-        "accepts Alertmanager notifications as a rollback trigger.",
+        "accepts Alertmanager notifications as a reason to judge the canary now.",
         lifespan=lifespan,
     )
     app.state.settings = config

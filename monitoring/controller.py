@@ -30,9 +30,24 @@ successor's ``reconcile()`` completes it. Either way there is exactly one event 
 **Fail-safe.** If the registry, the metrics or the inference log cannot be read the controller
 *holds*: it neither promotes nor rolls back on partial data, sets
 ``mlplat_controller_holding{reason}`` (alert ``ControllerHolding``) and says why in the cycle
-report. An authenticated Alertmanager ``CanaryDegraded`` notification still rolls the canary
-back (:meth:`Controller.handle_alerts`): Prometheus has already judged, and only the registry
-is needed to act.
+report.
+
+**One decision-maker.** Alertmanager's canary alerts (:meth:`Controller.handle_alerts`) are a
+reason to look *now*, not a verdict. ``CanaryDegraded`` makes the controller judge the live
+canary at once, through the very path of a window's judgement (:meth:`Controller._judge_now`:
+same sources, same :meth:`~monitoring.judge.CanaryJudge.evaluate`, same action on the verdict);
+if the judge says *continue*, nothing moves. The look is numbered with the current window
+index ``k`` (completed windows, at least 1) on the data up to now, so it never shifts the
+window schedule, hurries a promotion (``min_windows_before_promote``) or brings the window cap
+closer; the loop still judges every window. Alerts add at most one look per window index, so
+any part of the judge that spends its error budget per look spends at most twice its budget;
+the bounds that roll back are anytime-valid and pay nothing for the extra look. The one
+exception is the **circuit breaker** (an alert labelled ``breaker="true"``,
+``CanaryCircuitBreaker``): a catastrophic failure that needs no statistics (half of at least 50
+canary requests failing on the server side in 5 minutes, its false-trip rate is in the rule),
+which rolls back without the judge and works while the controller holds. Every event says who
+decided (``decided_by``: ``judge`` or ``circuit_breaker``), on which signals, and what
+triggered the look (``triggered_by``: ``window k`` or ``alert <name>``).
 """
 
 from __future__ import annotations
@@ -43,6 +58,7 @@ import math
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,8 +66,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from monitoring.drift import DriftDetector, DriftError, DriftResult, recommend
-from monitoring.judge import CanaryJudge, JudgeInputError, JudgeResult, Verdict
-from monitoring.metrics import CanaryState, ControllerMetrics, HoldReason
+from monitoring.judge import CanaryJudge, Decision, JudgeInputError, JudgeResult, Verdict
+from monitoring.metrics import (
+    AlertAction,
+    AlertDecider,
+    CanaryState,
+    ControllerMetrics,
+    HoldReason,
+)
 from monitoring.sources import (
     LogSource,
     MetricsSource,
@@ -79,6 +101,7 @@ if TYPE_CHECKING:
     from monitoring.settings import MonitorSettings
 
 __all__ = [
+    "BREAKER_LABEL",
     "AlertNotice",
     "AlertOutcome",
     "CanaryReport",
@@ -91,6 +114,8 @@ __all__ = [
     "RetrainRequest",
     "RetrainTrigger",
     "canary_started_at",
+    "deciding_signals",
+    "is_circuit_breaker",
     "utc_now",
 ]
 
@@ -98,6 +123,9 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware (tests pass a fake)."""
+
+_STOP_POLL_SECONDS: Final = 0.5
+"""How often a sleeping loop checks whether it was asked to stop."""
 
 _HISTORY_DEPTH: Final = 500
 """Events read back to find when the canary started (a canary rarely has more than a few)."""
@@ -131,6 +159,8 @@ class CanaryReport:
         event_id: The deployment event written, if one was.
         counts: Requests and errors per variant behind the verdict.
         judgement: The judge's full result (every signal's numbers), if it judged.
+        triggered_by: What asked the judge to look: ``window k`` (the loop) or ``alert <name>``.
+        signals: The signals behind the verdict (:func:`deciding_signals`).
     """
 
     version: int
@@ -144,6 +174,8 @@ class CanaryReport:
     event_id: int | None = None
     counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     judgement: Mapping[str, object] | None = None
+    triggered_by: str | None = None
+    signals: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable form."""
@@ -159,6 +191,8 @@ class CanaryReport:
             "event_id": self.event_id,
             "counts": {k: dict(v) for k, v in self.counts.items()},
             "judgement": None if self.judgement is None else dict(self.judgement),
+            "triggered_by": self.triggered_by,
+            "signals": list(self.signals),
         }
 
 
@@ -318,29 +352,101 @@ class AlertOutcome:
     Attributes:
         alertname: The alert's name.
         fingerprint: Its fingerprint.
-        action: ``rolled_back`` or ``ignored``.
-        reason: Why.
+        action: What it led to (:data:`monitoring.metrics.ALERT_ACTIONS`): ``rolled_back``,
+            ``paused``, ``promoted``, ``unchanged`` (judged, nothing moved), ``held`` (the judge
+            could not be asked, or the move failed) or ``ignored``.
+        reason: Why, in words.
         version: The canary version concerned, if any.
         event_id: The deployment event written, if one was.
+        decided_by: ``judge``, ``circuit_breaker`` or ``none``.
+        verdict: The judge's verdict, when it was asked.
+        window: The window index the judge looked at, when it was asked.
+        signals: The signals that decided (the judge's, or the breaker's ``signal`` label).
     """
 
     alertname: str
     fingerprint: str
-    action: str
+    action: AlertAction
     reason: str
     version: int | None = None
     event_id: int | None = None
+    decided_by: AlertDecider = "none"
+    verdict: Verdict | None = None
+    window: int | None = None
+    signals: tuple[str, ...] = ()
+
+    @property
+    def outcome(self) -> str:
+        """The outcome in a few words: ``judged: continue``, ``circuit breaker: rolled_back``."""
+        if self.decided_by == "judge" and self.verdict is not None:
+            return f"judged: {self.verdict.value}"
+        if self.decided_by == "circuit_breaker":
+            return f"circuit breaker: {self.action}"
+        return self.action
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable form."""
         return {
             "alertname": self.alertname,
             "fingerprint": self.fingerprint,
+            "outcome": self.outcome,
             "action": self.action,
+            "decided_by": self.decided_by,
+            "verdict": None if self.verdict is None else self.verdict.value,
+            "window": self.window,
+            "signals": list(self.signals),
             "reason": self.reason,
             "version": self.version,
             "event_id": self.event_id,
         }
+
+
+def _ignored(alert: AlertNotice, why: str, version: int | None = None) -> AlertOutcome:
+    return AlertOutcome(alert.name, alert.fingerprint, "ignored", why, version)
+
+
+def _held(alert: AlertNotice, why: str, version: int) -> AlertOutcome:
+    return AlertOutcome(alert.name, alert.fingerprint, "held", why, version)
+
+
+_ALERT_ACTION: Final[Mapping[str, AlertAction]] = {
+    "rejected": "rolled_back",
+    "promoted": "promoted",
+    "paused": "paused",
+}
+""":attr:`CanaryReport.action` to :attr:`AlertOutcome.action`."""
+
+BREAKER_LABEL: Final = "breaker"
+"""An alert labelled ``breaker="true"`` is the circuit breaker: acted on without the judge."""
+
+
+def is_circuit_breaker(alert: AlertNotice) -> bool:
+    """Whether ``alert`` is the circuit breaker (``breaker="true"``), which skips the judge."""
+    return alert.labels.get(BREAKER_LABEL) == "true"
+
+
+def deciding_signals(result: JudgeResult) -> tuple[str, ...]:
+    """The signals behind a verdict, by name (the judge's list, whatever signals it has).
+
+    ROLLBACK: those confidently worse. PROMOTE: those shown not worse (or better). INCONCLUSIVE:
+    those worse if any (a trade-off, a moved distribution), else those still open at the window
+    cap. CONTINUE: none decided.
+    """
+    wanted: tuple[Decision, ...]
+    if result.verdict is Verdict.PROMOTE:
+        wanted = (Decision.NOT_WORSE, Decision.BETTER)
+    elif result.verdict in (Verdict.ROLLBACK, Verdict.INCONCLUSIVE):
+        wanted = (Decision.WORSE,)
+    else:
+        return ()
+    names = tuple(str(s.name) for s in result.signals if s.decision in wanted)
+    if names or result.verdict is not Verdict.INCONCLUSIVE:
+        return names
+    return tuple(
+        str(s.name)
+        for s in result.signals
+        if s.decision not in (Decision.NOT_WORSE, Decision.BETTER)
+    )
 
 
 # --- retraining ---------------------------------------------------------------------------------
@@ -578,7 +684,11 @@ class Controller:
         # Serialises registry moves of the loop and of webhook calls (another process is
         # serialised by the event log's one-pending-move rule instead).
         self._lock = threading.RLock()
+        # The window index each canary was last judged at, by the loop and on an alert.
         self._judged: dict[int, int] = {}
+        self._alert_looked: dict[int, int] = {}
+        # Set when an alert moved the registry: the loop runs its next cycle at once.
+        self._wake = threading.Event()
         self._detectors: dict[int, DriftDetector] = {}
         self._drifting: dict[tuple[Variant, int], bool] = {}
         self._next_drift_at: datetime | None = None
@@ -602,16 +712,27 @@ class Controller:
         """Run a cycle every ``interval_seconds`` until ``stop`` is set.
 
         A cycle that fails unexpectedly is logged and counted as a hold (``action_failed``);
-        the loop carries on.
+        the loop carries on. An alert that moved the registry wakes it early, so the canary's
+        report is written and its state published at once.
         """
         while not stop.is_set():
+            self._wake.clear()
             try:
                 self.run_once()
             except Exception:
                 logger.exception("controller cycle failed unexpectedly; holding until the next")
                 failed: tuple[HoldReason, ...] = ("action_failed",)
                 self.metrics.set_holding(failed)
-            stop.wait(self.settings.interval_seconds)
+            self._sleep(stop)
+
+    def _sleep(self, stop: threading.Event) -> None:
+        """Wait ``interval_seconds``, or less if stopped or woken by an alert that moved."""
+        deadline = time.monotonic() + self.settings.interval_seconds
+        while not stop.is_set() and not self._wake.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.wait(min(remaining, _STOP_POLL_SECONDS))
 
     def run_once(self) -> CycleReport:
         """Run one cycle: read, judge, act, check drift, write reports (see the module doc)."""
@@ -698,12 +819,11 @@ class Controller:
             cycle.hold("registry_unreachable", why)
             return report(f"holding: {why}")
         elapsed = (now - started).total_seconds()
-        window = math.floor(elapsed / self.settings.judge_window_seconds)
-        champion = state.champion
+        window = self._window_index(started, now)
         try:
             # Every cycle, not only when judging: an outage shows at once, and a scraping
             # source keeps its counters current (its zero is the first scrape of the canary).
-            counts = self.metrics_source.counts(champion, version, started, now)
+            counts = self.metrics_source.counts(state.champion, version, started, now)
         except SourceUnavailable as exc:
             cycle.hold(exc.hold_reason, f"cannot judge canary {version}: {exc}")
             return report(f"holding: {exc}", window=window, started=started)
@@ -715,6 +835,60 @@ class Controller:
             )
         if self._judged.get(version) == window:
             return report(f"window {window} already judged", window=window, started=started)
+
+        def mark() -> None:
+            self._judged[version] = window
+
+        return self._judge_now(
+            state, version, started, window, counts, cycle, f"window {window}", mark
+        )
+
+    def _window_index(self, started: datetime, now: datetime) -> int:
+        """Judge windows completed since the canary started."""
+        elapsed = (now - started).total_seconds()
+        return math.floor(elapsed / self.settings.judge_window_seconds)
+
+    def _judge_now(
+        self,
+        state: DeploymentState,
+        version: int,
+        started: datetime,
+        window: int,
+        counts: Mapping[Variant, VariantCounts],
+        cycle: _Cycle,
+        trigger: str,
+        mark: Callable[[], None],
+        alerts: Sequence[AlertNotice] = (),
+    ) -> CanaryReport:
+        """Judge the live canary on the data up to now, numbered ``window``, and act on it.
+
+        The one path from data to a move: the loop calls it once per completed window, an alert
+        calls it for an extra look. Scores and labels come from the inference log over the
+        canary's whole life, counts from the metrics source (read by the caller),
+        :meth:`CanaryJudge.evaluate` decides and :meth:`_act` moves the registry.
+
+        Args:
+            state: The deployment as read.
+            version: The canary's version.
+            started: When it started taking traffic.
+            window: The window index the judge is told (its minimum-duration and window-cap
+                rules, and any per-look budget, count in these).
+            counts: Requests, errors and latency per variant since ``started``.
+            cycle: Collects holds and notes.
+            trigger: What asked for the look (``window k`` or ``alert <name>``), for the event.
+            mark: Called once the judge has answered (records that this look was spent).
+            alerts: The alerts that asked for the look, if any (kept in the event).
+        """
+        now = cycle.started_at
+        champion = state.champion
+        assert champion is not None  # callers check
+
+        def report(reason: str) -> CanaryReport:
+            return CanaryReport(
+                version, champion, started, window, "observing", None, reason,
+                triggered_by=trigger,
+            )  # fmt: skip
+
         try:
             pairs: tuple[tuple[Variant, int], ...] = ((CHAMPION, champion), (CANARY, version))
             scores = {v: self.log_source.scores(v, n, started, now) for v, n in pairs}
@@ -722,14 +896,14 @@ class Controller:
             observation = build_observation(window, counts, scores, labelled)
         except SourceUnavailable as exc:
             cycle.hold(exc.hold_reason, f"cannot judge canary {version}: {exc}")
-            return report(f"holding: {exc}", window=window, started=started)
+            return report(f"holding: {exc}")
         except (JudgeInputError, ValueError) as exc:
             cycle.hold("stale_metrics", f"inconsistent data for canary {version}: {exc}")
-            return report(f"holding: {exc}", window=window, started=started)
+            return report(f"holding: {exc}")
         result = self.judge.evaluate(observation)
-        self._judged[version] = window
+        mark()
         self.metrics.record_judgement(result)
-        return self._act(state, version, started, window, result, counts, cycle)
+        return self._act(state, version, started, window, result, counts, cycle, trigger, alerts)
 
     def _act(
         self,
@@ -740,12 +914,17 @@ class Controller:
         result: JudgeResult,
         counts: Mapping[Variant, VariantCounts],
         cycle: _Cycle,
+        trigger: str,
+        alerts: Sequence[AlertNotice] = (),
     ) -> CanaryReport:
         now = cycle.started_at
         elapsed = (now - started).total_seconds()
         count_view: dict[str, dict[str, int]] = {v: c.to_dict() for v, c in counts.items()}
+        decided = deciding_signals(result)
         details: dict[str, JsonValue] = {
             "decided_by": "judge",
+            "signals": list(decided),
+            "triggered_by": trigger,
             "verdict": result.verdict.value,
             "window": window,
             "judge_window_seconds": self.settings.judge_window_seconds,
@@ -758,9 +937,16 @@ class Controller:
             f"canary judge, window {window} of {self.settings.judge_window_seconds:g} s "
             f"({self.metrics_source.name} metrics, inference log)"
         )
+        judge = "canary judge"
+        if alerts:
+            details["alerts"] = [a.to_dict() for a in alerts]
+            judge = f"canary judge (looked on {trigger})"
+            evidence += "; looked on " + "; ".join(
+                f"alert {a.name} fingerprint {a.fingerprint}: {a.generator_url}" for a in alerts
+            )
         base = CanaryReport(
             version, state.champion, started, window, "observing", result.verdict, result.reason,
-            counts=count_view, judgement=result.to_dict(),
+            counts=count_view, judgement=result.to_dict(), triggered_by=trigger, signals=decided,
         )  # fmt: skip
 
         def moved(
@@ -770,8 +956,9 @@ class Controller:
             try:
                 event = move()
             except RegistryError as exc:
-                # Judge this window again next cycle: a failed rollback must not wait a window.
+                # Judge this window again: a failed rollback must not wait a window.
                 self._judged.pop(version, None)
+                self._alert_looked.pop(version, None)
                 if isinstance(exc, StaleStateError):
                     cycle.note(f"deployment changed while judging canary {version}: {exc}")
                 else:
@@ -783,7 +970,8 @@ class Controller:
             return CanaryReport(
                 version, state.champion, started, window, outcome, result.verdict, result.reason,
                 action=action, event_id=None if event is None else event.id,
-                counts=count_view, judgement=result.to_dict(),
+                counts=count_view, judgement=result.to_dict(), triggered_by=trigger,
+                signals=decided,
             )  # fmt: skip
 
         if result.verdict is Verdict.ROLLBACK:
@@ -792,7 +980,7 @@ class Controller:
                 "rejected",
                 lambda: self.registry.reject(
                     version,
-                    reason=f"canary judge: {result.reason}",
+                    reason=f"{judge}: {result.reason}",
                     evidence=evidence,
                     details={**details, "outcome": "rolled_back"},
                 ),
@@ -803,14 +991,14 @@ class Controller:
                 return CanaryReport(
                     version, state.champion, started, window, "observing", result.verdict,
                     f"the judge would promote, but {waiting}", counts=count_view,
-                    judgement=result.to_dict(),
+                    judgement=result.to_dict(), triggered_by=trigger, signals=decided,
                 )  # fmt: skip
             return moved(
                 "promoted",
                 "promoted",
                 lambda: self.registry.promote(
                     version,
-                    reason=f"canary judge: {result.reason}",
+                    reason=f"{judge}: {result.reason}",
                     evidence=evidence,
                     details={**details, "outcome": "promoted"},
                     expected_champion=state.champion,
@@ -845,6 +1033,7 @@ class Controller:
         """Bookkeeping after a canary's verdict was acted on (none of it is needed on restart)."""
         self.metrics.set_canary_state(str(version), outcome)
         self._judged.pop(version, None)
+        self._alert_looked.pop(version, None)
         with self._reports_lock:
             self._reports.append(_ReportJob(CANARY, version, started, end, True, why))
 
@@ -886,71 +1075,195 @@ class Controller:
     # -- Alertmanager ----------------------------------------------------------------------
 
     def handle_alerts(self, alerts: Sequence[AlertNotice]) -> list[AlertOutcome]:
-        """Roll the live canary back for each firing ``component="canary"`` alert.
+        """Act on one Alertmanager notification: look at the live canary now, or trip the breaker.
 
-        Prometheus has already judged (``CanaryDegraded``), so this works while the controller
-        holds: it needs only the registry. It is idempotent — Alertmanager repeats notifications
-        and several alerts of one group arrive together; the second finds the canary gone.
-        An alert that started firing before the current canary took traffic, or that names
-        another ``model_version``, belongs to an earlier canary and is ignored.
+        A firing ``component="canary"`` alert asks the judge to look at the live canary *now*
+        (:meth:`_judge_now`, the path of every window's judgement); all such alerts of one
+        notification share one look, and alerts add at most one look per window index (a later
+        one in the same window is acknowledged and ignored: the loop judges the next window
+        anyway). If the judge says CONTINUE nothing moves. A circuit-breaker alert
+        (``breaker="true"``) rolls the canary back without the judge; it must name the canary's
+        ``model_version``, and it works while the controller holds (only the registry is
+        needed). Resolved notifications and other components change nothing. An alert that
+        started firing before the current canary took traffic, or that names another
+        ``model_version``, belongs to an earlier canary and is ignored. Idempotent:
+        Alertmanager repeats notifications, and a repeat finds the canary gone or the window
+        looked at.
 
         Raises:
-            RegistryError: If the registry cannot be read or moved (the webhook answers 503 and
+            RegistryError: If the registry cannot be read (the webhook answers 503 and
                 Alertmanager retries).
         """
-        return [self._handle_alert(alert) for alert in alerts]
+        outcomes: list[AlertOutcome | None] = []
+        breakers: list[int] = []
+        looks: list[int] = []
+        for index, alert in enumerate(alerts):
+            if alert.status != "firing":
+                outcomes.append(_ignored(alert, f"{alert.status} notifications change nothing"))
+            elif alert.labels.get("component") != "canary":
+                outcomes.append(_ignored(alert, "not a canary alert (component is not 'canary')"))
+            else:
+                outcomes.append(None)
+                (breakers if is_circuit_breaker(alert) else looks).append(index)
+        if breakers or looks:
+            with self._lock:
+                for index in breakers:
+                    outcomes[index] = self._trip_breaker(alerts[index])
+                if looks:
+                    judged = self._look_on_alerts([alerts[index] for index in looks])
+                    for index, outcome in zip(looks, judged, strict=True):
+                        outcomes[index] = outcome
+        done = [outcome for outcome in outcomes if outcome is not None]
+        for outcome in done:
+            self.metrics.record_alert(outcome.decided_by, outcome.action)
+            logger.info(
+                "alert %s (%s): %s — %s",
+                outcome.alertname, outcome.fingerprint, outcome.outcome, outcome.reason,
+            )  # fmt: skip
+        if any(o.action in ("rolled_back", "paused", "promoted") for o in done):
+            self._wake.set()  # the loop writes the canary's report and publishes its state now
+        return done
 
-    def _handle_alert(self, alert: AlertNotice) -> AlertOutcome:
-        def ignored(why: str, version: int | None = None) -> AlertOutcome:
-            logger.info("alert %s (%s) ignored: %s", alert.name, alert.fingerprint, why)
-            return AlertOutcome(alert.name, alert.fingerprint, "ignored", why, version)
-
-        if alert.status != "firing":
-            return ignored(f"{alert.status} notifications change nothing")
-        if alert.labels.get("component") != "canary":
-            return ignored("not a canary alert (component is not 'canary')")
-        now = self.clock()
-        with self._lock:
-            state = self.registry.state()
-            version = state.challenger
-            if version is None or not state.canary_active:
-                return ignored("no canary takes traffic (already rolled back, paused or promoted)")
-            named = alert.labels.get("model_version")
-            if named is not None and named != str(version):
-                return ignored(
-                    f"the alert is about version {named}; the canary is {version}", version
-                )
-            started = self._canary_start(version)
-            if started is not None and alert.starts_at < started:
-                return ignored(
-                    f"the alert started firing at {alert.starts_at.isoformat()}, before canary "
-                    f"{version} took traffic at {started.isoformat()}",
-                    version,
-                )
-            signal = alert.labels.get("signal", "unknown signal")
-            summary = alert.annotations.get("summary", "")
-            event = self.registry.reject(
-                version,
-                reason=f"Alertmanager alert {alert.name} fired ({signal}): {summary}".rstrip(": "),
-                evidence=(
-                    f"alert {alert.name} fingerprint {alert.fingerprint}: {alert.generator_url}"
-                ),
-                details={
-                    "decided_by": "alertmanager",
-                    "outcome": "rolled_back",
-                    "canary_started_at": _iso(started),
-                    "alert": alert.to_dict(),
-                },
+    def _stale(
+        self, alert: AlertNotice, version: int, started: datetime | None, *, need_version: bool
+    ) -> str | None:
+        """Why ``alert`` is not about the live canary ``version``, or ``None`` if it is."""
+        named = alert.labels.get("model_version")
+        if named is None and need_version:
+            return "a circuit-breaker alert must name the model_version it is about"
+        if named is not None and named != str(version):
+            return f"the alert is about version {named}; the canary is {version}"
+        if started is not None and alert.starts_at < started:
+            return (
+                f"the alert started firing at {alert.starts_at.isoformat()}, before canary "
+                f"{version} took traffic at {started.isoformat()}"
             )
-            self._finished(version, "rolled_back", started or now, now, f"alert {alert.name}")
-        why = f"canary {version} rolled back on alert {alert.name} ({signal})"
+        return None
+
+    def _trip_breaker(self, alert: AlertNotice) -> AlertOutcome:
+        """Reject the live canary on a circuit-breaker alert, without the judge."""
+        state = self.registry.state()
+        version = state.challenger
+        if version is None or not state.canary_active:
+            return _ignored(
+                alert, "no canary takes traffic (already rolled back, paused or promoted)"
+            )
+        started = self._canary_start(version)
+        why = self._stale(alert, version, started, need_version=True)
+        if why is not None:
+            return _ignored(alert, why, version)
+        now = self.clock()
+        signal = alert.labels.get("signal", "unknown signal")
+        summary = alert.annotations.get("summary", "")
+        event = self.registry.reject(
+            version,
+            reason=f"circuit breaker {alert.name} tripped ({signal}): {summary}".rstrip(": "),
+            evidence=f"alert {alert.name} fingerprint {alert.fingerprint}: {alert.generator_url}",
+            details={
+                "decided_by": "circuit_breaker",
+                "signals": [signal],
+                "triggered_by": f"alert {alert.name}",
+                "outcome": "rolled_back",
+                "canary_started_at": _iso(started),
+                "alert": alert.to_dict(),
+            },
+        )
+        self._finished(version, "rolled_back", started or now, now, f"circuit breaker {alert.name}")
+        why = f"canary {version} rolled back by the circuit breaker {alert.name} ({signal})"
         if event is None:
             why = f"canary {version} was already rolled back"
         logger.warning("%s", why)
         return AlertOutcome(
             alert.name, alert.fingerprint, "rolled_back", why, version,
-            None if event is None else event.id,
+            None if event is None else event.id, "circuit_breaker", signals=(signal,),
         )  # fmt: skip
+
+    def _look_on_alerts(self, alerts: Sequence[AlertNotice]) -> list[AlertOutcome]:
+        """One judge look at the live canary for the alerts of a notification."""
+        state = self.registry.state()
+        version = state.challenger
+        if version is None or not state.canary_active:
+            why = "no canary takes traffic (already rolled back, paused or promoted)"
+            return [_ignored(a, why) for a in alerts]
+        if state.champion is None:
+            return [_ignored(a, "no champion to compare the canary with", version) for a in alerts]
+        started = self._canary_start(version)
+        outcomes: dict[int, AlertOutcome] = {}
+        live: list[AlertNotice] = []
+        for index, alert in enumerate(alerts):
+            stale = self._stale(alert, version, started, need_version=False)
+            if stale is None:
+                live.append(alert)
+            else:
+                outcomes[index] = _ignored(alert, stale, version)
+        if live:
+            judged = iter(self._look(state, version, started, live))
+            for index in range(len(alerts)):
+                if index not in outcomes:
+                    outcomes[index] = next(judged)
+        return [outcomes[index] for index in range(len(alerts))]
+
+    def _look(
+        self,
+        state: DeploymentState,
+        version: int,
+        started: datetime | None,
+        alerts: Sequence[AlertNotice],
+    ) -> list[AlertOutcome]:
+        now = self.clock()
+        if started is None:
+            why = f"the event log does not say when canary {version} started taking traffic"
+            return [_held(a, why, version) for a in alerts]
+        # The current index, never the next one: the look sees the data up to now without
+        # shifting the window schedule, hurrying a promotion or nearing the window cap.
+        window = max(1, self._window_index(started, now))
+        if self._alert_looked.get(version) == window:
+            why = (
+                f"window {window} was already looked at on an alert (at most one extra look per "
+                f"window); the loop judges window {window + 1} when it completes"
+            )
+            return [_ignored(a, why, version) for a in alerts]
+        champion = state.champion
+        assert champion is not None  # _look_on_alerts checks
+        cycle = _Cycle(now)
+        trigger = "alert " + ", ".join(sorted({a.name for a in alerts}))
+        try:
+            counts = self.metrics_source.counts(champion, version, started, now)
+        except SourceUnavailable as exc:
+            cycle.hold(exc.hold_reason, f"cannot judge canary {version}: {exc}")
+            report = None
+        else:
+
+            def mark() -> None:
+                self._alert_looked[version] = window
+
+            report = self._judge_now(
+                state, version, started, window, counts, cycle, trigger, mark, alerts
+            )
+        if report is None or report.verdict is None or cycle.holds:
+            why = "; ".join(w for whys in cycle.holds.values() for w in whys)
+            why = (
+                f"the judge could not look at canary {version}: {why}; the loop judges it "
+                "again when its inputs answer, and the circuit breaker still acts"
+            )
+            return [_held(a, why, version) for a in alerts]
+        action: AlertAction = _ALERT_ACTION.get(report.action or "", "unchanged")
+        why = f"judged canary {version} at window {window} on the data up to now: {report.reason}"
+        return [
+            AlertOutcome(
+                a.name,
+                a.fingerprint,
+                action,
+                why,
+                version,
+                report.event_id,
+                decided_by="judge",
+                verdict=report.verdict,
+                window=window,
+                signals=report.signals,
+            )
+            for a in alerts
+        ]
 
     # -- drift -----------------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ controller concluded and did about it. Names are a public contract, read by
 ``monitoring/prometheus/rules/*.yml`` and ``monitoring/grafana/dashboards/mlplat-serving.json``:
 add, don't rename.
 
-* ``mlplat_canary_verdicts_total{verdict}`` (counter) — one per judgement of a canary window;
+* ``mlplat_canary_verdicts_total{verdict}`` (counter) — one per judgement of a canary: each
+  completed window, and each extra look a canary alert asked for;
   ``verdict`` is :class:`monitoring.judge.Verdict` (``continue``, ``promote``, ``rollback``,
   ``inconclusive``). A run of ``rollback`` is the automatic mitigation at work; ``inconclusive``
   means a person was asked to decide.
@@ -32,7 +33,14 @@ add, don't rename.
   the same traffic, so drift in that traffic does not tell them apart.
 * ``mlplat_controller_webhook_requests_total{outcome}`` (counter) — Alertmanager notifications
   received at ``POST /alertmanager/webhook``, by ``outcome`` (:data:`WEBHOOK_OUTCOMES`); a
-  climbing ``unauthorized`` means a token mismatch between Alertmanager and the controller.
+  climbing ``unauthorized`` means a token mismatch between Alertmanager and the controller;
+  ``too_large`` and ``timeout`` are bodies refused before they were read in full.
+* ``mlplat_controller_alerts_total{decided_by, action}`` (counter) — what became of each canary
+  alert the webhook received: ``decided_by`` is ``judge`` (the alert asked the judge to look at
+  the live canary now), ``circuit_breaker`` (the one alert that acts without the judge) or
+  ``none`` (not acted on); ``action`` is what moved (:data:`ALERT_ACTIONS`). ``judge`` with
+  ``unchanged`` is an alert the judge answered with *continue*: the alert path at work, not a
+  rollback.
 
 The controller also runs the drift checks, and exports their results under the serving names
 (:data:`serving.metrics.FEATURE_DRIFT_SCORE`, :data:`serving.metrics.DRIFTED_FEATURES_RATIO`,
@@ -63,9 +71,14 @@ __all__ = [
     "CONTROLLER_HOLDING",
     "CONTROLLER_LAST_CYCLE_TIMESTAMP",
     "CONTROLLER_WEBHOOK_REQUESTS_TOTAL",
+    "ALERT_ACTIONS",
+    "ALERT_DECIDERS",
+    "CONTROLLER_ALERTS_TOTAL",
     "DRIFT_RETRAIN_TRIGGERS_TOTAL",
     "HOLD_REASONS",
     "WEBHOOK_OUTCOMES",
+    "AlertAction",
+    "AlertDecider",
     "CanaryState",
     "ControllerMetrics",
     "HoldReason",
@@ -80,6 +93,7 @@ CONTROLLER_HOLDING: Final = "mlplat_controller_holding"
 CONTROLLER_LAST_CYCLE_TIMESTAMP: Final = "mlplat_controller_last_cycle_timestamp_seconds"
 DRIFT_RETRAIN_TRIGGERS_TOTAL: Final = "mlplat_drift_retrain_triggers_total"
 CONTROLLER_WEBHOOK_REQUESTS_TOTAL: Final = "mlplat_controller_webhook_requests_total"
+CONTROLLER_ALERTS_TOTAL: Final = "mlplat_controller_alerts_total"
 
 CanaryState = Literal["observing", "paused", "promoted", "rolled_back"]
 CANARY_STATES: Final[tuple[CanaryState, ...]] = get_args(CanaryState)
@@ -96,9 +110,30 @@ HOLD_REASONS: Final[tuple[HoldReason, ...]] = get_args(HoldReason)
 """Every value of ``reason``: a data source is down, its data is too old to judge on, or a
 promotion or rollback the controller attempted did not take effect."""
 
-WebhookOutcome = Literal["accepted", "unauthorized", "invalid"]
+WebhookOutcome = Literal["accepted", "unauthorized", "invalid", "too_large", "timeout"]
 WEBHOOK_OUTCOMES: Final[tuple[WebhookOutcome, ...]] = get_args(WebhookOutcome)
-"""Every value of ``outcome``: processed, wrong or missing bearer token, unparseable body."""
+"""Every value of ``outcome``: processed, wrong or missing bearer token, unparseable body, body
+over the size limit, body not received within the time limit."""
+
+AlertDecider = Literal["judge", "circuit_breaker", "none"]
+ALERT_DECIDERS: Final[tuple[AlertDecider, ...]] = get_args(AlertDecider)
+"""Every value of ``decided_by``: the canary judge, the circuit breaker, nobody."""
+
+AlertAction = Literal["rolled_back", "paused", "promoted", "unchanged", "held", "ignored"]
+ALERT_ACTIONS: Final[tuple[AlertAction, ...]] = get_args(AlertAction)
+"""Every value of ``action``: what an alert led to. ``unchanged``: judged, nothing moved;
+``held``: the judge could not be asked (a source is down) or the move failed; ``ignored``: not
+about the live canary, or already looked at in this window."""
+
+_ALERT_PAIRS: Final[tuple[tuple[AlertDecider, AlertAction], ...]] = (
+    ("judge", "rolled_back"),
+    ("judge", "paused"),
+    ("judge", "promoted"),
+    ("judge", "unchanged"),
+    ("circuit_breaker", "rolled_back"),
+    ("none", "held"),
+    ("none", "ignored"),
+)
 
 
 def _check(kind: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -133,7 +168,7 @@ class ControllerMetrics:
         r = registry
         self.verdicts = Counter(
             CANARY_VERDICTS_TOTAL,
-            "Canary judgements, one per judged window, by verdict.",
+            "Canary judgements (one per judged window or alert-triggered look), by verdict.",
             ("verdict",),
             registry=r,
         )
@@ -177,6 +212,12 @@ class ControllerMetrics:
             ("outcome",),
             registry=r,
         )
+        self.alerts = Counter(
+            CONTROLLER_ALERTS_TOTAL,
+            "Canary alerts received, by who decided (judge, circuit_breaker, none) and what moved.",
+            ("decided_by", "action"),
+            registry=r,
+        )
         # The drift results, under the serving names (see the module docstring).
         self.drift = DriftGauges(r)
         # Series that exist from the first scrape give rate() and max() a starting point.
@@ -186,6 +227,8 @@ class ControllerMetrics:
             self.holding.labels(reason).set(0)
         for outcome in WEBHOOK_OUTCOMES:
             self.webhook_requests.labels(outcome)
+        for decider, action in _ALERT_PAIRS:
+            self.alerts.labels(decider, action)
 
     # --- canary --------------------------------------------------------------------------
     def record_verdict(self, verdict: Verdict) -> None:
@@ -257,6 +300,16 @@ class ControllerMetrics:
         """Count one Alertmanager notification."""
         _check("outcome", outcome, WEBHOOK_OUTCOMES)
         self.webhook_requests.labels(outcome).inc()
+
+    def record_alert(self, decided_by: AlertDecider, action: AlertAction) -> None:
+        """Count one canary alert by who decided and what it led to.
+
+        Raises:
+            ValueError: If either value is outside its closed set.
+        """
+        _check("decided_by", decided_by, ALERT_DECIDERS)
+        _check("action", action, ALERT_ACTIONS)
+        self.alerts.labels(decided_by, action).inc()
 
     # --- drift ---------------------------------------------------------------------------
     def record_retrain_trigger(self) -> None:

@@ -68,6 +68,11 @@ class MonitorSettings(BaseSettings):
             the service's own default, ``<home>/inference-log.db``.
         webhook_token: Bearer token Alertmanager sends to ``POST /alertmanager/webhook``; unset
             disables the webhook (it answers 503).
+        webhook_max_body_bytes: Largest notification body the webhook reads (413 beyond). It is
+            enforced while the body streams in, so a larger one is never held in memory;
+            Alertmanager's notifications are a few kilobytes.
+        webhook_body_timeout_seconds: Time allowed to receive the whole body (408 after it), so a
+            client that trickles bytes cannot hold a worker.
         host: Interface the webhook and ``/metrics`` server binds.
         port: Its port (9200 is where the shipped Prometheus and Alertmanager look).
         judge: Thresholds of the canary judge (``MLPLAT_MONITOR_JUDGE__<FIELD>``).
@@ -122,6 +127,8 @@ class MonitorSettings(BaseSettings):
         ),
     )
     webhook_token: SecretStr | None = None
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    webhook_body_timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
     host: str = "127.0.0.1"
     port: int = Field(default=9200, ge=1, le=65535)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)

@@ -7,11 +7,13 @@ answers a fixed verdict where only the controller's reaction to a verdict is pin
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +31,7 @@ from monitoring.app import create_app
 from monitoring.cli import EXIT_HELD, monitor
 from monitoring.controller import AlertNotice, Controller, RetrainDecision, RetrainRequest
 from monitoring.drift import DriftConfig, DriftDetector
-from monitoring.judge import CanaryJudge, CanaryObservation, JudgeConfig, JudgeResult, Verdict
+from monitoring.judge import CanaryJudge, JudgeConfig, JudgeResult, Verdict
 from monitoring.metrics import ControllerMetrics
 from monitoring.settings import MonitorSettings
 from monitoring.settings import get_settings as monitor_settings
@@ -219,9 +221,9 @@ class StubJudge(CanaryJudge):
         self.verdict = verdict
         self.windows: list[int] = []
 
-    def evaluate(self, observation: CanaryObservation) -> JudgeResult:
-        self.windows.append(observation.window)
-        real = super().evaluate(observation)
+    def evaluate(self, *args: Any, **kwargs: Any) -> JudgeResult:
+        real = super().evaluate(*args, **kwargs)
+        self.windows.append(real.window)
         return real.model_copy(update={"verdict": self.verdict, "reason": f"stub: {self.verdict}"})
 
 
@@ -732,19 +734,37 @@ def test_run_artifacts_read_the_reference_and_attach_reports_in_mlflow(
     assert listed == ["drift/v2.html"]
 
 
-# --- the webhook ----------------------------------------------------------------------------------
+# --- the alert path -------------------------------------------------------------------------------
+
+
+class RecordingJudge(CanaryJudge):
+    """The real judge, recording the window index of every look."""
+
+    def __init__(self) -> None:
+        super().__init__(JudgeConfig())
+        self.windows: list[int] = []
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> JudgeResult:
+        result = super().evaluate(*args, **kwargs)
+        self.windows.append(result.window)
+        return result
 
 
 def alert_payload(
-    starts_at: datetime, status: str = "firing", component: str = "canary", **labels: str
+    starts_at: datetime,
+    status: str = "firing",
+    component: str = "canary",
+    alertname: str = "CanaryDegraded",
+    fingerprint: str = "c0ffee1234",
+    **labels: str,
 ) -> dict[str, Any]:
     return {
         "version": "4",
-        "groupKey": '{}/{component="canary"}:{alertname="CanaryDegraded"}',
+        "groupKey": f'{{}}/{{component="canary"}}:{{alertname="{alertname}"}}',
         "truncatedAlerts": 0,
         "status": status,
         "receiver": "controller",
-        "groupLabels": {"alertname": "CanaryDegraded"},
+        "groupLabels": {"alertname": alertname},
         "commonLabels": {},
         "commonAnnotations": {},
         "externalURL": "http://alertmanager:9093",
@@ -752,7 +772,7 @@ def alert_payload(
             {
                 "status": status,
                 "labels": {
-                    "alertname": "CanaryDegraded",
+                    "alertname": alertname,
                     "component": component,
                     "signal": "error_rate",
                     "job": "mlplat-serving",
@@ -762,15 +782,22 @@ def alert_payload(
                 "startsAt": starts_at.isoformat(),
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prometheus:9090/graph?g0.expr=canary",
-                "fingerprint": "c0ffee1234",
+                "fingerprint": fingerprint,
             }
         ],
     }
 
 
+def breaker_payload(starts_at: datetime, **labels: str) -> dict[str, Any]:
+    values = {"breaker": "true", "signal": "server_error_share", "model_version": "2", **labels}
+    return alert_payload(
+        starts_at, alertname="CanaryCircuitBreaker", fingerprint="b4d1dea5", **values
+    )
+
+
 @pytest.fixture
 def app_rig(rig_factory: Callable[..., Rig]) -> Iterator[tuple[Rig, TestClient]]:
-    rig = rig_factory(StubJudge(Verdict.CONTINUE))
+    rig = rig_factory(RecordingJudge())
     app = create_app(rig.controller.settings, rig.controller, run_loop=False)
     with TestClient(app) as client:
         yield rig, client
@@ -780,6 +807,12 @@ def canary_start(rig: Rig) -> datetime:
     start = rig.stores.registry.state().challenger_since
     assert start is not None
     return start
+
+
+def looks(rig: Rig) -> list[int]:
+    judge = rig.judge
+    assert isinstance(judge, RecordingJudge)
+    return judge.windows
 
 
 def test_webhook_refuses_a_missing_or_wrong_token(app_rig: tuple[Rig, TestClient]) -> None:
@@ -794,6 +827,7 @@ def test_webhook_refuses_a_missing_or_wrong_token(app_rig: tuple[Rig, TestClient
     assert wrong.status_code == 403
     assert rig.sample("mlplat_controller_webhook_requests_total", outcome="unauthorized") == 2.0
     assert rig.stores.registry.state().challenger == 2
+    assert looks(rig) == []
 
 
 def test_webhook_explains_a_malformed_payload(app_rig: tuple[Rig, TestClient]) -> None:
@@ -808,66 +842,202 @@ def test_webhook_explains_a_malformed_payload(app_rig: tuple[Rig, TestClient]) -
     assert rig.sample("mlplat_controller_webhook_requests_total", outcome="invalid") == 2.0
 
 
-def test_a_firing_canary_alert_rolls_the_canary_back_once(app_rig: tuple[Rig, TestClient]) -> None:
+def test_an_alert_on_a_healthy_canary_asks_the_judge_and_moves_nothing_when_it_says_continue(
+    app_rig: tuple[Rig, TestClient],
+) -> None:
+    """CanaryDegraded is a reason to look, not a verdict: the judge says continue, nothing moves."""
     rig, client = app_rig
-    body = alert_payload(canary_start(rig) + timedelta(seconds=30))
+    before = rig.stores.registry.history()
+    rig.clock.after_canary_start(rig.stores, WINDOW + 10)
+    body = alert_payload(canary_start(rig) + timedelta(seconds=30), model_version="2")
+
     response = client.post("/alertmanager/webhook", json=body, headers=AUTH)
+
     assert response.status_code == 200
     (outcome,) = response.json()["outcomes"]
-    assert outcome["action"] == "rolled_back"
-    assert outcome["version"] == 2
+    assert outcome["outcome"] == "judged: continue"
+    assert (outcome["action"], outcome["decided_by"]) == ("unchanged", "judge")
+    assert outcome["window"] == 1
+    assert outcome["event_id"] is None
+    assert rig.stores.registry.history() == before
+    assert rig.sample("mlplat_canary_verdicts_total", verdict="continue") == 1.0
+    assert rig.sample("mlplat_controller_alerts_total", decided_by="judge", action="unchanged") == 1
+
+    # A repeat within the same window is not another look (at most one extra look per window)...
+    again = client.post("/alertmanager/webhook", json=body, headers=AUTH).json()["outcomes"][0]
+    assert again["action"] == "ignored"
+    assert "window 1 was already looked at on an alert" in again["reason"]
+    # ...and the loop's own schedule is untouched: it still judges window 1, then window 2.
+    rig.controller.run_once()
+    rig.clock.after_canary_start(rig.stores, 2 * WINDOW + 5)
+    rig.controller.run_once()
+    third = client.post("/alertmanager/webhook", json=body, headers=AUTH).json()["outcomes"][0]
+    assert (third["outcome"], third["window"]) == ("judged: continue", 2)
+    assert looks(rig) == [1, 1, 2, 2]
+    assert rig.stores.registry.history() == before
+
+
+def test_an_alert_on_a_degraded_canary_rolls_it_back_through_the_judge(
+    app_rig: tuple[Rig, TestClient],
+) -> None:
+    """The judge, asked by the alert mid-window, rolls back; the event says who and why."""
+    rig, client = app_rig
+    rig.metrics.canary = VariantCounts(1000, 80)
+    rig.clock.after_canary_start(rig.stores, WINDOW / 2)  # the first window is not complete
+    body = alert_payload(canary_start(rig) + timedelta(seconds=10), model_version="2")
+
+    response = client.post("/alertmanager/webhook", json=body, headers=AUTH)
+
+    assert response.status_code == 200
+    (outcome,) = response.json()["outcomes"]
+    assert outcome["outcome"] == "judged: rollback"
+    assert (outcome["action"], outcome["decided_by"], outcome["window"]) == (
+        "rolled_back", "judge", 1,
+    )  # fmt: skip
+    assert "error_rate" in outcome["signals"]
     (event,) = rig.stores.events(Action.REJECT)
     assert event.id == outcome["event_id"]
+    assert event.reason.startswith("canary judge (looked on alert CanaryDegraded): roll back")
+    assert event.details["decided_by"] == "judge"
+    assert event.details["triggered_by"] == "alert CanaryDegraded"
+    assert event.details["window"] == 1
+    signals = event.details["signals"]
+    assert isinstance(signals, list)
+    assert "error_rate" in signals
+    alerts = event.details["alerts"]
+    assert isinstance(alerts, list)
+    (alert,) = alerts
+    assert isinstance(alert, dict)
+    assert alert["fingerprint"] == "c0ffee1234"
     assert event.evidence is not None
     assert "CanaryDegraded" in event.evidence
-    assert "c0ffee1234" in event.evidence
     assert "http://prometheus:9090/graph" in event.evidence
-    assert event.details["decided_by"] == "alertmanager"
     assert rig.stores.registry.version(2).rejected
+    assert looks(rig) == [1]
 
     repeat = client.post("/alertmanager/webhook", json=body, headers=AUTH)
     assert repeat.json()["outcomes"][0]["action"] == "ignored"
     assert len(rig.stores.events(Action.REJECT)) == 1
-    assert rig.sample("mlplat_controller_webhook_requests_total", outcome="accepted") == 2.0
+    assert (
+        rig.sample("mlplat_controller_alerts_total", decided_by="judge", action="rolled_back") == 1
+    )
 
 
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        ({"status": "resolved"}, "resolved notifications change nothing"),
-        ({"component": "serving"}, "not a canary alert"),
-        ({"model_version": "7"}, "the alert is about version 7; the canary is 2"),
-        ({"before": "yes"}, "before canary 2 took traffic"),
-    ],
-)
-def test_alerts_that_are_not_about_the_live_canary_are_ignored(
-    app_rig: tuple[Rig, TestClient], change: dict[str, str], reason: str
+def test_the_loop_records_which_window_triggered_its_judgement(
+    rig_factory: Callable[..., Rig],
 ) -> None:
-    rig, client = app_rig
-    offset = -30 if change.pop("before", None) else 30
-    body = alert_payload(canary_start(rig) + timedelta(seconds=offset), **change)
-    response = client.post("/alertmanager/webhook", json=body, headers=AUTH)
-    assert response.status_code == 200
-    (outcome,) = response.json()["outcomes"]
-    assert outcome["action"] == "ignored"
-    assert reason in outcome["reason"]
-    assert rig.stores.registry.state().challenger == 2
+    """Loop verdicts say ``triggered_by: window k`` and name the deciding signals."""
+    rig = rig_factory()
+    rig.metrics.canary = VariantCounts(1000, 80)
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+    report = rig.controller.run_once()
+    assert report.canary is not None
+    assert report.canary.triggered_by == "window 1"
+    (event,) = rig.stores.events(Action.REJECT)
+    assert event.details["triggered_by"] == "window 1"
+    assert event.details["signals"] == list(report.canary.signals)
+    assert "error_rate" in report.canary.signals
 
 
-def test_the_webhook_rolls_back_even_while_the_controller_holds(
+def test_the_circuit_breaker_rolls_back_without_the_judge_even_while_the_controller_holds(
     app_rig: tuple[Rig, TestClient],
 ) -> None:
     rig, client = app_rig
     rig.metrics.down = True
     rig.clock.after_canary_start(rig.stores, 5 * WINDOW)
     assert rig.controller.run_once().held
+
     response = client.post(
         "/alertmanager/webhook",
-        json=alert_payload(canary_start(rig) + timedelta(seconds=30)),
+        json=breaker_payload(canary_start(rig) + timedelta(seconds=30)),
         headers=AUTH,
     )
-    assert response.json()["outcomes"][0]["action"] == "rolled_back"
+
+    (outcome,) = response.json()["outcomes"]
+    assert outcome["outcome"] == "circuit breaker: rolled_back"
+    assert (outcome["decided_by"], outcome["signals"]) == (
+        "circuit_breaker",
+        ["server_error_share"],
+    )
+    assert looks(rig) == []
     assert rig.stores.registry.state().challenger is None
+    (event,) = rig.stores.events(Action.REJECT)
+    assert event.details["decided_by"] == "circuit_breaker"
+    assert event.details["signals"] == ["server_error_share"]
+    assert event.details["triggered_by"] == "alert CanaryCircuitBreaker"
+    assert event.reason.startswith("circuit breaker CanaryCircuitBreaker tripped")
+    assert event.evidence is not None
+    assert "b4d1dea5" in event.evidence
+    assert (
+        rig.sample(
+            "mlplat_controller_alerts_total", decided_by="circuit_breaker", action="rolled_back"
+        )
+        == 1
+    )
+
+
+def test_while_the_controller_holds_a_canary_alert_cannot_be_judged_and_moves_nothing(
+    app_rig: tuple[Rig, TestClient],
+) -> None:
+    """Without its inputs the judge cannot look; the alert alone never rolls back."""
+    rig, client = app_rig
+    rig.log.down = True
+    rig.clock.after_canary_start(rig.stores, 2 * WINDOW)
+    rig.metrics.canary = VariantCounts(1000, 800)
+    body = alert_payload(canary_start(rig) + timedelta(seconds=30), model_version="2")
+
+    (outcome,) = client.post("/alertmanager/webhook", json=body, headers=AUTH).json()["outcomes"]
+
+    assert (outcome["action"], outcome["decided_by"]) == ("held", "none")
+    assert "the judge could not look at canary 2" in outcome["reason"]
+    assert "inference_log" in outcome["reason"]
+    assert rig.stores.registry.state().challenger == 2
+    assert looks(rig) == []
+    rig.log.down = False
+    # The hold spent no look: once the log answers, the same window can be looked at.
+    (retry,) = client.post("/alertmanager/webhook", json=body, headers=AUTH).json()["outcomes"]
+    assert retry["outcome"] == "judged: rollback"
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"status": "resolved"}, "resolved notifications change nothing"),
+        ({"component": "serving"}, "not a canary alert"),
+        ({"model_version": "7"}, "the alert is about version 7; the canary is 2"),
+        ({"before": "yes"}, "before canary 2 took traffic"),
+        ({"breaker": "yes", "model_version": "7"}, "the alert is about version 7"),
+        ({"breaker": "yes", "model_version": ""}, "must name the model_version"),
+        ({"breaker": "yes", "before": "yes"}, "before canary 2 took traffic"),
+    ],
+    ids=[
+        "resolved", "other-component", "other-version", "started-before-the-canary",
+        "breaker-other-version", "breaker-without-version", "breaker-started-before",
+    ],
+)  # fmt: skip
+def test_alerts_that_are_not_about_the_live_canary_are_ignored(
+    app_rig: tuple[Rig, TestClient], payload: dict[str, str], reason: str
+) -> None:
+    """Stale alerts (another version, an earlier canary) neither trip, nor ask the judge."""
+    rig, client = app_rig
+    rig.metrics.canary = VariantCounts(1000, 800)
+    change = dict(payload)
+    offset = -30 if change.pop("before", None) else 30
+    starts_at = canary_start(rig) + timedelta(seconds=offset)
+    rig.clock.after_canary_start(rig.stores, 2 * WINDOW)
+    if change.pop("breaker", None):
+        body = breaker_payload(starts_at, **change)
+        if change.get("model_version") == "":
+            del body["alerts"][0]["labels"]["model_version"]
+    else:
+        body = alert_payload(starts_at, **change)
+    response = client.post("/alertmanager/webhook", json=body, headers=AUTH)
+    assert response.status_code == 200
+    (outcome,) = response.json()["outcomes"]
+    assert outcome["action"] == "ignored"
+    assert reason in outcome["reason"]
+    assert rig.stores.registry.state().challenger == 2
+    assert looks(rig) == []
 
 
 def test_webhook_answers_503_when_the_registry_is_down_so_alertmanager_retries(
@@ -893,6 +1063,110 @@ def test_webhook_without_a_configured_token_is_disabled(
         response = client.post("/alertmanager/webhook", json={}, headers=AUTH)
     assert response.status_code == 503
     assert "MLPLAT_MONITOR_WEBHOOK_TOKEN" in response.json()["detail"]
+
+
+# --- the webhook's limits on what it reads ----------------------------------------------------
+
+
+def test_webhook_refuses_a_body_over_the_limit_declared_or_streamed(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    """413 for a body over the limit, whether its Content-Length says so or it streams in."""
+    rig = rig_factory(RecordingJudge(), webhook_max_body_bytes=2048)
+    app = create_app(rig.controller.settings, rig.controller, run_loop=False)
+    big = b"x" * 4096
+
+    def chunks() -> Iterator[bytes]:
+        # No Content-Length: only counting while reading can stop this one.
+        for _ in range(64):
+            yield b"y" * 512
+
+    with TestClient(app) as client:
+        declared = client.post("/alertmanager/webhook", content=big, headers=AUTH)
+        streamed = client.post("/alertmanager/webhook", content=chunks(), headers=AUTH)
+        anonymous = client.post("/alertmanager/webhook", content=big)
+        small = client.post(
+            "/alertmanager/webhook",
+            json=alert_payload(canary_start(rig) + timedelta(seconds=30), status="resolved"),
+            headers=AUTH,
+        )
+    assert declared.status_code == 413
+    assert "declares 4096 bytes; the limit is 2048" in declared.json()["detail"]
+    assert streamed.status_code == 413
+    assert "over the limit of 2048 bytes" in streamed.json()["detail"]
+    # Without a token nothing is read: the caller learns it is unauthenticated, nothing more.
+    assert anonymous.status_code == 401
+    assert small.status_code == 200
+    assert rig.sample("mlplat_controller_webhook_requests_total", outcome="too_large") == 2.0
+
+
+def test_webhook_gives_up_on_a_body_that_trickles_in(rig_factory: Callable[..., Rig]) -> None:
+    """408 when the body does not arrive within the time limit (a slow client holds nothing)."""
+    rig = rig_factory(RecordingJudge(), webhook_body_timeout_seconds=0.2)
+    app = create_app(rig.controller.settings, rig.controller, run_loop=False)
+    sent: list[MutableMapping[str, Any]] = []
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/alertmanager/webhook", "raw_path": b"/alertmanager/webhook",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 9200),
+        "headers": [(b"authorization", f"Bearer {TOKEN}".encode()), (b"host", b"controller")],
+    }  # fmt: skip
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b'{"version": "4", ', "more_body": True}
+        await asyncio.sleep(3600)  # the rest never comes
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        await asyncio.wait_for(app(scope, receive, send), timeout=10)
+
+    asyncio.run(call())
+    (start,) = [m for m in sent if m["type"] == "http.response.start"]
+    assert start["status"] == 408
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert b"did not arrive within 0.2 s" in body
+    assert rig.sample("mlplat_controller_webhook_requests_total", outcome="timeout") == 1.0
+
+
+def test_an_alert_that_moved_the_canary_wakes_the_loop_for_its_report(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    """After a breaker rollback the loop cycles at once (not after its interval) and reports."""
+    rig = rig_factory(RecordingJudge(), interval_seconds=3600.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=rig.controller.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while rig.controller.last_report is None:
+            assert time.monotonic() < deadline, "no first cycle within 20 s"
+            time.sleep(0.02)  # the poll interval; the deadline bounds the wait
+        first = rig.controller.last_report
+        notice = AlertNotice(
+            "firing",
+            {"alertname": "CanaryCircuitBreaker", "component": "canary", "breaker": "true",
+             "model_version": "2", "signal": "server_error_share"},
+            {}, canary_start(rig) + timedelta(seconds=1), "b4d1dea5",
+        )  # fmt: skip
+        (outcome,) = rig.controller.handle_alerts([notice])
+        assert outcome.action == "rolled_back"
+        while rig.controller.last_report is first:
+            assert time.monotonic() < deadline, "the loop did not wake up after the rollback"
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    report = rig.controller.last_report
+    assert report is not None
+    assert any("report" in note and "canary 2" in note for note in report.notes), report.notes
 
 
 def test_metrics_health_and_status_endpoints(app_rig: tuple[Rig, TestClient]) -> None:
