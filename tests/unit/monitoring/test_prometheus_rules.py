@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -168,9 +169,53 @@ def test_alert_has_severity_component_and_runbook(rule: dict[str, Any]) -> None:
 
 
 def test_only_canary_alerts_are_labelled_for_the_controller() -> None:
-    """component="canary" sends an alert to the rollback automation; only CanaryDegraded has it."""
+    """component="canary" sends an alert to the controller: the judge's trigger and the breaker."""
     canary = [rule["alert"] for rule in _alert_rules() if rule["labels"]["component"] == "canary"]
-    assert canary == ["CanaryDegraded"]
+    assert canary == ["CanaryDegraded", "CanaryCircuitBreaker"]
+
+
+def test_exactly_one_alert_is_a_circuit_breaker_and_it_is_a_canary_alert() -> None:
+    """breaker="true" bypasses the judge: one alert has it, and it goes to the controller."""
+    breakers = [rule for rule in _alert_rules() if rule["labels"].get("breaker") == "true"]
+    assert [rule["alert"] for rule in breakers] == ["CanaryCircuitBreaker"]
+    (breaker,) = breakers
+    assert breaker["labels"]["component"] == "canary"
+    assert {rule["labels"].get("breaker") for rule in _alert_rules()} == {None, "true"}
+
+
+def test_canary_alerts_fire_with_the_model_version_they_are_about() -> None:
+    """Every firing promtool case of a canary alert names model_version (the controller's guard)."""
+    canary = {rule["alert"] for rule in _alert_rules() if rule["labels"]["component"] == "canary"}
+    cases = [c for c in _alert_tests() if c["alertname"] in canary and c.get("exp_alerts")]
+    assert {c["alertname"] for c in cases} == canary
+    for case in cases:
+        for alert in case["exp_alerts"]:
+            assert alert["exp_labels"].get("model_version"), case
+
+
+def _binomial_tail(n: int, p: float, k: int) -> float:
+    """P(Bin(n, p) >= k), exactly."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+def _chernoff(n: int, p: float) -> float:
+    """exp(-n D(1/2 || p)): the bound on P(failed share >= 1/2) at n requests."""
+    divergence = 0.5 * math.log(0.5 / p) + 0.5 * math.log(0.5 / (1 - p))
+    return math.exp(-n * divergence)
+
+
+def test_the_breaker_rule_states_its_false_trip_rate_as_computed_here() -> None:
+    """The figures in the breaker's comment are the binomial tail and the Chernoff bound."""
+    text = (RULES_DIR / "alerts.yml").read_text()
+    comment = text[: text.index("- alert: CanaryCircuitBreaker")].rsplit("- alert:", 1)[-1]
+    assert "False trips on a healthy canary" in comment
+    assert f"{_binomial_tail(50, 0.01, 25):.1e}" in comment  # 9.9e-37
+    assert f"{_chernoff(50, 0.01):.1e}" in comment  # 8.8e-36
+    assert f"{_binomial_tail(50, 0.05, 25):.1e}" in comment
+    assert f"{_binomial_tail(50, 0.10, 25):.1e}" in comment
+    # The bound falls with every request, so 50 is the worst case the rule allows.
+    assert all(_chernoff(n + 1, 0.01) < _chernoff(n, 0.01) for n in range(50, 200))
+    assert 5_760 * _chernoff(50, 0.01) < 1e-31
 
 
 def test_drift_alert_says_it_retrains_and_does_not_roll_back() -> None:
