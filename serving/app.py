@@ -56,7 +56,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        source = await _resolve_source(model_source)
+        source = await _resolve_source(model_source, settings)
         store = log_store
         if store is None and settings.inference_log_enabled:
             store = InferenceLogStore(settings.resolved_inference_log_url)
@@ -83,16 +83,17 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
         on_reject=_count_rejected_body(metrics),
     )
     return app
 
 
 async def _resolve_source(
-    model_source: ModelSource | Callable[[], ModelSource] | None,
+    model_source: ModelSource | Callable[[], ModelSource] | None, settings: ServingSettings
 ) -> ModelSource:
     if model_source is None:
-        return await asyncio.to_thread(RegistryModelSource.from_environment)
+        return await asyncio.to_thread(RegistryModelSource.from_environment, settings)
     if callable(model_source) and not hasattr(model_source, "desired"):
         return model_source()
     return model_source  # type: ignore[return-value]

@@ -13,15 +13,19 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from serving.settings import ServingSettings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _METRIC_FILE = re.compile(r"^(counter|gauge|histogram|summary)_.*\.db$")
 
 
-def _settings_or_exit() -> int:
-    """Validate the settings; return the model thread count."""
+def _settings_or_exit() -> ServingSettings:
+    """Validate the settings and return them."""
     from pydantic import ValidationError
 
     from serving.settings import get_settings
@@ -33,7 +37,7 @@ def _settings_or_exit() -> int:
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         raise click.ClickException(f"invalid serving settings: {problems}") from None
-    return settings.model_threads
+    return settings
 
 
 def prepare_multiprocess_dir() -> tuple[Path, bool]:
@@ -81,7 +85,8 @@ def prepare_multiprocess_dir() -> tuple[Path, bool]:
 )
 def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) -> None:
     """Run the inference service (settings: MLPLAT_SERVING_* and MLFLOW_TRACKING_URI)."""
-    threads = _settings_or_exit()
+    settings = _settings_or_exit()
+    threads = settings.model_threads
     # Before any worker imports numpy/scikit-learn: their thread pools size themselves at load.
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
@@ -101,6 +106,12 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
             log_level=log_level,
             access_log=access_log,
             timeout_graceful_shutdown=10,
+            # Slow or stalled clients: idle keep-alive connections close after this; headers
+            # and bodies have their own deadlines (serving/protocol.py, serving/middleware.py).
+            timeout_keep_alive=settings.keep_alive_seconds,
+            http="serving.protocol:HeaderDeadlineProtocol",
+            # Headers larger than this are refused by the parser (h11; httptools caps at 80 KB).
+            h11_max_incomplete_event_size=64 * 1024,
         )
     finally:
         if created is not None:

@@ -9,17 +9,23 @@ tests pass a small fake.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from serving.admission import RefusalReason, Veto, vet
 from serving.batcher import Predictor
 from serving.routing import CANARY, CHAMPION, Variant, choose_variant
 
 if TYPE_CHECKING:
-    from registry import ModelRegistry
+    from registry import ModelRegistry, RegistrySettings
+    from serving.settings import ServingSettings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class DesiredState:
         canary_weight: Share of routing keys for the challenger, in [0, 1].
         champion_since: When the champion took the role, if known.
         challenger_since: When the challenger took the role, if known.
+        vetoes: Versions among these that may not serve, and why (see
+            :mod:`serving.admission`). A source that knows the evaluation gate (the registry)
+            fills it; a source without one (a local file, a test fake) leaves it empty.
     """
 
     champion: int | None
@@ -39,6 +48,7 @@ class DesiredState:
     canary_weight: float = 0.0
     champion_since: datetime | None = None
     challenger_since: datetime | None = None
+    vetoes: Mapping[int, Veto] = field(default_factory=dict)
 
     @property
     def canary_active(self) -> bool:
@@ -83,19 +93,33 @@ class RegistryModelSource:
         self._loader = loader
 
     @classmethod
-    def from_environment(cls) -> RegistryModelSource:
-        """A source for the registry configured by ``MLFLOW_TRACKING_URI`` / ``MLPLAT_*``."""
-        from registry import get_settings, open_registry
+    def from_environment(cls, settings: ServingSettings | None = None) -> RegistryModelSource:
+        """A read-only source for the registry configured by ``MLFLOW_TRACKING_URI``/``MLPLAT_*``.
+
+        Sets the MLflow client's retries and timeout from ``settings`` (process-wide variables
+        MLflow reads on each call: this runs in the service process at startup, never at
+        import). Connects to nothing: the registry is opened on the first poll.
+
+        Args:
+            settings: The service's settings; default :func:`serving.settings.get_settings`.
+        """
+        from registry import get_settings
+
+        if settings is None:
+            from serving.settings import get_settings as get_serving_settings
+
+            settings = get_serving_settings()
+        os.environ.update(settings.mlflow_client_environment())
 
         def open_configured() -> ModelRegistry:
             import mlflow
 
-            settings = get_settings()
+            registry_settings = get_settings()
             # ``load_model`` resolves ``models:/`` URIs through MLflow's process-wide URIs;
             # point them at the registry we read (done here at startup, never at import).
-            mlflow.set_tracking_uri(settings.tracking_uri)
-            mlflow.set_registry_uri(settings.tracking_uri)
-            return open_registry(settings)
+            mlflow.set_tracking_uri(registry_settings.tracking_uri)
+            mlflow.set_registry_uri(registry_settings.tracking_uri)
+            return open_read_only(registry_settings)
 
         return cls(open_configured)
 
@@ -106,14 +130,26 @@ class RegistryModelSource:
         return self._registry
 
     def desired(self) -> DesiredState:
-        """Read aliases and canary weight from the registry."""
-        state = self._client().state()
+        """Read aliases, canary weight and the tags of the aliased versions from the registry.
+
+        The tags are read on every poll, not once per load: a version rejected after it was
+        loaded (or moved from canary to champion, which reuses the loaded model) is caught too.
+        """
+        registry = self._client()
+        state = registry.state()
+        vetoes: dict[int, Veto] = {}
+        for version in (state.champion, state.challenger):
+            if version is not None and version not in vetoes:
+                veto = vet(registry.version(version))
+                if veto is not None:
+                    vetoes[version] = veto
         return DesiredState(
             champion=state.champion,
             challenger=state.challenger,
             canary_weight=state.canary_weight,
             champion_since=state.champion_since,
             challenger_since=state.challenger_since,
+            vetoes=vetoes,
         )
 
     def load(self, version: int) -> Predictor:
@@ -171,6 +207,25 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A registry choice the service refuses to serve as asked (see :mod:`serving.admission`).
+
+    Attributes:
+        variant: The role the registry gave the version.
+        version: The refused version (for a clamped weight: the canary's).
+        reason: Machine-readable reason.
+        detail: What was found and what serves instead.
+        since: When this process first refused it.
+    """
+
+    variant: Variant
+    version: int
+    reason: RefusalReason
+    detail: str
+    since: datetime
+
+
+@dataclass(frozen=True)
 class LoadFailure:
     """A version that could not be loaded; an older model (or none) serves instead."""
 
@@ -190,6 +245,10 @@ class Deployment:
         canary_weight: Share of routing keys sent to ``canary`` (0 without one).
         failures: Versions the registry asks for that could not be loaded.
         reconciled_at: When the snapshot was last checked against the registry.
+        refusals: Registry choices refused as asked (a rejected or ungated version, a canary
+            weight above the cap).
+        from_cache: Whether the models came from the local cache (the registry was not
+            reachable at startup) and have not been confirmed by the registry since.
     """
 
     champion: LoadedModel | None = None
@@ -197,6 +256,8 @@ class Deployment:
     canary_weight: float = 0.0
     failures: tuple[LoadFailure, ...] = ()
     reconciled_at: datetime | None = None
+    refusals: tuple[Refusal, ...] = ()
+    from_cache: bool = False
 
     @property
     def ready(self) -> bool:
@@ -233,6 +294,32 @@ class DeploymentHolder:
         """Install ``new`` (atomically: one reference assignment); return the old snapshot."""
         old, self.current = self.current, new
         return old
+
+
+def open_read_only(settings: RegistrySettings) -> ModelRegistry:
+    """A registry client for reading only: creates no schema, experiment or directory.
+
+    :func:`registry.open_registry` prepares everything a writer needs (the events schema, the
+    experiment), so it fails while the events database is down. The service only reads the
+    aliases and tags (and, best effort, the "since" times from the event log), so it must
+    start without the events database.
+    """
+    from mlflow import MlflowClient
+
+    from registry import EventStore, ModelRegistry
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    return ModelRegistry(
+        client, EventStore(_with_connect_timeout(settings.events_url)), settings.model_name,
+        settings.actor,
+    )  # fmt: skip
+
+
+def _with_connect_timeout(url: str, seconds: int = 5) -> str:
+    """A PostgreSQL URL that gives up connecting after ``seconds`` (libpq waits for the OS)."""
+    if url.startswith(("postgresql", "postgres:")) and "connect_timeout=" not in url:
+        return f"{url}{'&' if '?' in url else '?'}connect_timeout={seconds}"
+    return url
 
 
 def now() -> datetime:

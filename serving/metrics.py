@@ -98,6 +98,9 @@ MODEL_INFO: Final = "mlplat_model_info"
 CANARY_WEIGHT_RATIO: Final = "mlplat_canary_weight_ratio"
 MODEL_LOAD_FAILURES_TOTAL: Final = "mlplat_model_load_failures_total"
 MODEL_LOAD_FAILING: Final = "mlplat_model_load_failing"
+MODEL_LOAD_REFUSALS_TOTAL: Final = "mlplat_model_load_refusals_total"
+MODEL_LOAD_REFUSING: Final = "mlplat_model_load_refusing"
+REGISTRY_LAST_SUCCESS_TIMESTAMP: Final = "mlplat_registry_last_success_timestamp_seconds"
 BATCH_SIZE_ROWS: Final = "mlplat_batch_size_rows"
 BATCHER_QUEUE_ROWS: Final = "mlplat_batcher_queue_rows"
 INFERENCE_LOG_QUEUE_DEPTH: Final = "mlplat_inference_log_queue_depth"
@@ -158,8 +161,8 @@ def multiprocess_dir() -> str | None:
 
 
 def feature_label(name: str) -> str:
-    """Map a field name to a bounded ``feature`` label value."""
-    return name if name in _FEATURES else UNKNOWN_FEATURE
+    """Map a field name to a bounded ``feature`` label value (``_record`` stays itself)."""
+    return name if name in _FEATURES or name == RECORD_LEVEL else UNKNOWN_FEATURE
 
 
 @dataclass(frozen=True)
@@ -330,6 +333,26 @@ class ServingMetrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.load_refusals = Counter(
+            MODEL_LOAD_REFUSALS_TOTAL,
+            "Registry choices the service refused to serve as asked (a rejected or ungated "
+            "version, a canary weight above the cap), by reason.",
+            (*vm, "reason"),
+            registry=r,
+        )
+        self.load_refusing = Gauge(
+            MODEL_LOAD_REFUSING,
+            "1 while the registry's choice for this variant is refused for this reason.",
+            ("variant", "reason"),
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.registry_last_success = Gauge(
+            REGISTRY_LAST_SUCCESS_TIMESTAMP,
+            "Unix time of the last successful registry poll (the oldest among live workers).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
         self.batch_size = Histogram(
             BATCH_SIZE_ROWS,
             "Rows per model call made by the micro-batcher.",
@@ -462,6 +485,19 @@ class ServingMetrics:
     def clear_load_failure(self, variant: str) -> None:
         """Lower the variant's failing flag (the desired version now serves)."""
         self.load_failing.labels(variant).set(0)
+
+    def record_refusal(self, variant: str, model_version: str, reason: str) -> None:
+        """Count one new refusal of the registry's choice and raise its flag."""
+        self.load_refusals.labels(variant, model_version, reason).inc()
+        self.load_refusing.labels(variant, reason).set(1)
+
+    def set_refusing(self, variant: str, reason: str, refusing: bool) -> None:
+        """Raise or lower the flag of a refusal reason for a variant."""
+        self.load_refusing.labels(variant, reason).set(1 if refusing else 0)
+
+    def set_registry_success(self, timestamp: float) -> None:
+        """Publish the Unix time of the last successful registry poll."""
+        self.registry_last_success.set(timestamp)
 
     def record_feedback(
         self, result: FeedbackResult, variant: str = "", model_version: str = "", outcome: str = ""

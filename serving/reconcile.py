@@ -10,6 +10,18 @@ keeps serving, the failure is listed by ``/ready`` and counted in
 ``mlplat_model_load_failures_total`` / ``mlplat_model_load_failing``. Automatic polls retry a
 failed version only every ``retry_failed_seconds`` (loading a broken artifact every few seconds
 helps nobody); an admin reload retries at once.
+
+A version the registry may not serve (rejected, or never passed the gate: see
+:mod:`serving.admission`) is refused the same way, whoever moved the alias: the champion
+already serving keeps serving, a refused canary gets no traffic, and a canary weight above the
+cap is clamped. Refusals are listed by ``/model`` and ``/ready``, counted in
+``mlplat_model_load_refusals_total`` and logged as warnings.
+
+The lock is held only to install a snapshot, never while the registry or a model download is
+awaited: a poll blocked on a dead MLflow must not block ``POST /admin/reload`` or the next poll.
+Polls are numbered, and a slow poll that finishes after a newer one installs nothing. The
+registry's health is tracked separately from the polls in flight: ``registry_error`` reports an
+outage as soon as a poll fails, or once no poll has succeeded for ``stale_after_seconds``.
 """
 
 from __future__ import annotations
@@ -17,12 +29,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from features import FEATURE_NAMES
+from serving.admission import Veto, clamp_weight
 from serving.batcher import Predictor, limit_threads, positive_probabilities
+from serving.cache import CachedDeployment, ModelCache
 from serving.deployment import (
     Deployment,
     DeploymentHolder,
@@ -30,6 +46,7 @@ from serving.deployment import (
     LoadedModel,
     LoadFailure,
     ModelSource,
+    Refusal,
     now,
 )
 from serving.metrics import ServingMetrics
@@ -48,7 +65,7 @@ class ReconcileResult:
 
     Attributes:
         changed: Whether the served versions or the canary weight changed.
-        converged: Whether everything the registry asks for now serves.
+        converged: Whether everything the registry asks for now serves, as asked.
         deployment: The snapshot now serving.
         registry_error: Why the registry could not be read, if it could not.
     """
@@ -57,6 +74,16 @@ class ReconcileResult:
     converged: bool
     deployment: Deployment
     registry_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What may serve after the admission checks: versions, weight and refusals."""
+
+    champion: int | None
+    canary: int | None
+    canary_weight: float
+    refusals: tuple[tuple[Variant, int, Veto], ...]
 
 
 def _load_and_check(source: ModelSource, version: int, threads: int) -> Predictor:
@@ -68,16 +95,38 @@ def _load_and_check(source: ModelSource, version: int, threads: int) -> Predicto
     return predictor
 
 
+def _target(desired: DesiredState, max_canary_weight: float) -> _Target:
+    refusals: list[tuple[Variant, int, Veto]] = []
+    champion = desired.champion
+    if champion is not None and champion in desired.vetoes:
+        refusals.append((CHAMPION, champion, desired.vetoes[champion]))
+        champion = None
+    canary = desired.challenger if desired.canary_active else None
+    weight = desired.canary_weight if canary is not None else 0.0
+    if canary is not None and canary in desired.vetoes:
+        refusals.append((CANARY, canary, desired.vetoes[canary]))
+        canary, weight = None, 0.0
+    if canary is not None:
+        weight, veto = clamp_weight(weight, max_canary_weight)
+        if veto is not None:
+            refusals.append((CANARY, canary, veto))
+    return _Target(champion, canary, weight, tuple(refusals))
+
+
 class Reconciler:
     """Polls a :class:`ModelSource` and swaps the :class:`DeploymentHolder`'s snapshot.
 
     Args:
         source: Desired state and model loading.
         holder: The cell requests read.
-        metrics: Where model info, canary weight and load failures are published.
+        metrics: Where model info, canary weight, load failures and refusals are published.
         interval_seconds: Time between polls.
         retry_failed_seconds: Time before a poll retries a version that failed to load.
         model_threads: BLAS/OpenMP threads while loading and smoke-testing.
+        max_canary_weight: The platform's cap on the canary weight.
+        stale_after_seconds: Age of the last successful poll at which the registry is reported
+            stale; default three intervals.
+        cache: Where the served models are kept for a restart without the registry.
     """
 
     def __init__(
@@ -89,6 +138,9 @@ class Reconciler:
         interval_seconds: float = 5.0,
         retry_failed_seconds: float = 60.0,
         model_threads: int = 1,
+        max_canary_weight: float = 1.0,
+        stale_after_seconds: float | None = None,
+        cache: ModelCache | None = None,
     ) -> None:
         self.source = source
         self.holder = holder
@@ -96,12 +148,22 @@ class Reconciler:
         self.interval_seconds = interval_seconds
         self.retry_failed_seconds = retry_failed_seconds
         self.model_threads = model_threads
-        self.registry_error: str | None = None
+        self.max_canary_weight = max_canary_weight
+        self.stale_after_seconds = stale_after_seconds or 3 * interval_seconds
+        self.cache = cache
+        self.last_success_at: datetime | None = None
+        self._error: str | None = None
+        self._fresh_since = time.monotonic()
         self._failed: dict[int, LoadFailure] = {}
+        self._loading: dict[int, asyncio.Future[Predictor]] = {}
+        self._tickets = itertools.count(1)
+        self._applied = 0
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[ReconcileResult]] = set()
 
+    # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start polling on the running event loop."""
         if self._task is None:
@@ -114,6 +176,18 @@ class Reconciler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def reconcile_in_background(self, *, force: bool = False) -> asyncio.Task[ReconcileResult]:
+        """Start one reconciliation as a task the reconciler keeps (and cancels on stop)."""
+        task = asyncio.get_running_loop().create_task(self.reconcile(force=force))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _run(self) -> None:
         while not self._stop.is_set():
@@ -126,82 +200,158 @@ class Reconciler:
             except Exception:  # the poller must outlive any single bad poll
                 logger.exception("reconcile: unexpected failure; will retry")
 
+    # --- registry health ---------------------------------------------------------------------
+    @property
+    def registry_error(self) -> str | None:
+        """Why the registry is not being followed right now, or ``None`` when it is.
+
+        Set at once by a failed poll; set too when no poll has succeeded for
+        ``stale_after_seconds``, which catches a poll blocked on an MLflow that accepts
+        connections but never answers.
+        """
+        age = time.monotonic() - self._fresh_since
+        if age > self.stale_after_seconds:
+            stale = f"registry stale: no successful poll for {age:.0f} s"
+            return f"{stale}; last error: {self._error}" if self._error else stale
+        return self._error
+
+    def _registry_failed(self, exc: Exception) -> None:
+        self._error = f"registry unavailable ({type(exc).__name__})"
+        logger.warning("reconcile: cannot read the registry: %s", exc)
+
+    def _registry_answered(self) -> None:
+        self._error = None
+        self._fresh_since = time.monotonic()
+        self.last_success_at = now()
+        self.metrics.set_registry_success(self.last_success_at.timestamp())
+
+    # --- one reconciliation ------------------------------------------------------------------
     async def reconcile(self, *, force: bool = False) -> ReconcileResult:
         """Bring the served deployment in line with the registry once.
 
         Args:
             force: Retry versions that failed recently (an operator asked for it).
         """
+        ticket = next(self._tickets)
+        try:
+            desired = await asyncio.to_thread(self.source.desired)
+        except Exception as exc:
+            # Keep serving what we have: a registry outage must not become a serving outage.
+            self._registry_failed(exc)
+            return ReconcileResult(False, False, self.holder.current, self.registry_error)
+        self._registry_answered()
+        target = _target(desired, self.max_canary_weight)
+        fresh: dict[int, tuple[Predictor, datetime]] = {}
+        roles: tuple[tuple[Variant, int | None], ...] = (
+            (CHAMPION, target.champion),
+            (CANARY, target.canary),
+        )
+        for variant, version in roles:
+            if version is not None and not self._is_loaded(version):
+                loaded = await self._load(variant, version, force)
+                if loaded is not None:
+                    fresh[version] = (loaded, now())
         async with self._lock:
             current = self.holder.current
-            try:
-                desired = await asyncio.to_thread(self.source.desired)
-            except Exception as exc:
-                # Keep serving what we have: a registry outage must not become a serving outage.
-                self.registry_error = f"registry unavailable ({type(exc).__name__})"
-                logger.warning("reconcile: cannot read the registry: %s", exc)
-                return ReconcileResult(False, False, current, self.registry_error)
-            self.registry_error = None
-            champion = await self._resolve(CHAMPION, desired.champion, desired, current, force)
-            canary = None
-            if desired.canary_active:
-                canary = await self._resolve(CANARY, desired.challenger, desired, current, force)
-            weight = desired.canary_weight if canary is not None else 0.0
-            wanted = {
-                v
-                for v in (desired.champion, desired.challenger if desired.canary_active else None)
-                if v
-            }
-            failures = tuple(f for v, f in sorted(self._failed.items()) if v in wanted)
-            new = Deployment(champion, canary, weight, failures, now())
+            if ticket < self._applied:
+                # A newer poll already installed a newer view of the registry.
+                return ReconcileResult(False, False, current)
+            self._applied = ticket
+            new = self._build(desired, target, current, fresh)
             self.holder.swap(new)
-            changed = new.placement() != current.placement()
             self._publish(current, new)
-            converged = (champion.version if champion else None) == desired.champion and (
-                canary.version if canary else None
-            ) == (desired.challenger if desired.canary_active else None)
-            if changed:
-                logger.info("reconcile: now serving %s", new.placement())
-                gc.freeze()  # keep the new model out of future collections (see runtime.py)
-            return ReconcileResult(changed, converged, new)
+        changed = new.placement() != current.placement()
+        if changed:
+            logger.info("reconcile: now serving %s", new.placement())
+            gc.freeze()  # keep the new model out of future collections (see runtime.py)
+        if changed or current.from_cache:
+            await self._save_cache(new)
+        converged = not new.refusals and new.placement() == (
+            desired.champion,
+            desired.challenger if desired.canary_active else None,
+            desired.canary_weight if desired.canary_active else 0.0,
+        )
+        return ReconcileResult(changed, converged, new)
 
-    async def _resolve(
-        self,
-        variant: Variant,
-        version: int | None,
-        desired: DesiredState,
-        current: Deployment,
-        force: bool,
-    ) -> LoadedModel | None:
-        since = desired.champion_since if variant == CHAMPION else desired.challenger_since
-        held = current.champion if variant == CHAMPION else current.canary
-        if version is None:
-            return None
-        for model in (current.champion, current.canary):
-            if model is not None and model.version == version:
-                # Promotion reuses the loaded object: no reload, no cold start.
-                same_role = model is held
-                role_since = since or (model.since if same_role else now())
-                return LoadedModel(version, model.predictor, model.loaded_at, role_since)
+    def _is_loaded(self, version: int) -> bool:
+        current = self.holder.current
+        models = (current.champion, current.canary)
+        return any(m is not None and m.version == version for m in models)
+
+    async def _load(self, variant: Variant, version: int, force: bool) -> Predictor | None:
+        """Load and smoke-test ``version`` (once, however many polls ask for it at a time)."""
         failure = self._failed.get(version)
         if (
             failure is not None
             and not force
             and (now() - failure.since).total_seconds() < self.retry_failed_seconds
         ):
-            return held
-        try:
-            predictor = await asyncio.to_thread(
-                _load_and_check, self.source, version, self.model_threads
+            return None
+        pending = self._loading.get(version)
+        if pending is None:
+            pending = asyncio.ensure_future(
+                asyncio.to_thread(_load_and_check, self.source, version, self.model_threads)
             )
+            self._loading[version] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(version, None))
+        try:
+            predictor = await asyncio.shield(pending)
         except Exception as exc:
-            logger.exception("reconcile: %s version %d failed to load", variant, version)
-            self._failed[version] = LoadFailure(variant, version, type(exc).__name__, now())
-            self.metrics.record_load_failure(variant, str(version))
-            return held
+            if self._failed.get(version) is failure:  # count each failed attempt once
+                logger.exception("reconcile: %s version %d failed to load", variant, version)
+                self._failed[version] = LoadFailure(variant, version, type(exc).__name__, now())
+                self.metrics.record_load_failure(variant, str(version))
+            return None
         self._failed.pop(version, None)
-        loaded_at = now()
-        return LoadedModel(version, predictor, loaded_at, since or loaded_at)
+        return predictor
+
+    def _build(
+        self,
+        desired: DesiredState,
+        target: _Target,
+        current: Deployment,
+        fresh: dict[int, tuple[Predictor, datetime]],
+    ) -> Deployment:
+        """The snapshot that serves ``target``, reusing loaded models wherever possible."""
+
+        def model(variant: Variant, version: int | None) -> LoadedModel | None:
+            held = current.champion if variant == CHAMPION else current.canary
+            since = desired.champion_since if variant == CHAMPION else desired.challenger_since
+            if version is None:
+                return None
+            for loaded in (current.champion, current.canary):
+                if loaded is not None and loaded.version == version:
+                    # Promotion reuses the loaded object: no reload, no cold start.
+                    role_since = since or (loaded.since if loaded is held else now())
+                    return LoadedModel(version, loaded.predictor, loaded.loaded_at, role_since)
+            if version in fresh:
+                predictor, loaded_at = fresh[version]
+                return LoadedModel(version, predictor, loaded_at, since or loaded_at)
+            return held  # failed to load: what served this role before keeps serving
+
+        champion_vetoed = desired.champion is not None and target.champion is None
+        # A refused champion is never installed; the one already serving keeps serving.
+        champion = current.champion if champion_vetoed else model(CHAMPION, target.champion)
+        canary = model(CANARY, target.canary) if target.canary is not None else None
+        weight = target.canary_weight if canary is not None else 0.0
+        wanted = {v for v in (target.champion, target.canary) if v is not None}
+        failures = tuple(f for v, f in sorted(self._failed.items()) if v in wanted)
+        return Deployment(
+            champion, canary, weight, failures, now(), self._refusals(target, current)
+        )
+
+    def _refusals(self, target: _Target, current: Deployment) -> tuple[Refusal, ...]:
+        before = {(r.variant, r.version, r.reason): r for r in current.refusals}
+        refusals = []
+        for variant, version, veto in target.refusals:
+            known = before.get((variant, version, veto.reason))
+            if known is None:
+                logger.warning("refusing the registry's %s version %d: %s", variant, version,
+                               veto.detail)  # fmt: skip
+                self.metrics.record_refusal(variant, str(version), veto.reason)
+                known = Refusal(variant, version, veto.reason, veto.detail, now())
+            refusals.append(known)
+        return tuple(refusals)
 
     def _publish(self, old: Deployment, new: Deployment) -> None:
         def served(d: Deployment) -> set[tuple[str, str]]:
@@ -218,6 +368,57 @@ class Reconciler:
         for variant in (CHAMPION, CANARY):
             if variant not in failing:
                 self.metrics.clear_load_failure(variant)
+        refusing = {(r.variant, r.reason) for r in new.refusals}
+        for variant, reason in {(r.variant, r.reason) for r in old.refusals} - refusing:
+            self.metrics.set_refusing(variant, reason, False)
+
+    # --- the local model cache ---------------------------------------------------------------
+    async def _save_cache(self, deployment: Deployment) -> None:
+        if self.cache is None or deployment.champion is None:
+            return
+        champion, canary = deployment.champion, deployment.canary
+        cached = CachedDeployment(
+            champion.version, canary.version if canary else None, deployment.canary_weight
+        )
+        models = {champion.version: champion.predictor}
+        if canary is not None:
+            models[canary.version] = canary.predictor
+        try:
+            await asyncio.to_thread(self.cache.save, cached, models)
+        except Exception:  # the cache is a fallback; failing to write it must not stop serving
+            logger.exception("could not write the model cache in %s", self.cache.directory)
+
+    async def serve_from_cache(self) -> bool:
+        """Install the cached deployment if nothing serves yet; return whether it was.
+
+        Called at startup when the registry cannot be read: the models served before the
+        restart serve again, and the next successful poll replaces them with what the
+        registry asks for.
+        """
+        if self.cache is None:
+            return False
+        found = await asyncio.to_thread(self.cache.read)
+        if found is None:
+            return False
+        cached, models = found
+        async with self._lock:
+            current = self.holder.current
+            if current.ready:
+                return False
+            at = now()
+            champion = LoadedModel(cached.champion, models[cached.champion], at, None)
+            canary = None
+            if cached.canary is not None and cached.canary in models:
+                canary = LoadedModel(cached.canary, models[cached.canary], at, None)
+            weight = min(cached.canary_weight, self.max_canary_weight) if canary else 0.0
+            new = Deployment(champion, canary, weight, (), None, (), from_cache=True)
+            self.holder.swap(new)
+            self._publish(current, new)
+        logger.warning(
+            "registry unavailable at startup: serving the cached models %s until it answers",
+            new.placement(),
+        )
+        return True
 
     @property
     def last_reconciled_at(self) -> datetime | None:

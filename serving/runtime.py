@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from serving.batcher import MicroBatcher, limit_threads
+from serving.cache import ModelCache
 from serving.deployment import DeploymentHolder, ModelSource
 from serving.inference_log import InferenceLogger, InferenceLogStore
 from serving.metrics import ServingMetrics, mark_worker_dead
@@ -111,9 +112,19 @@ class ServingRuntime:
             metrics,
             interval_seconds=settings.reconcile_interval_seconds,
             model_threads=settings.model_threads,
+            max_canary_weight=settings.max_canary_weight,
+            stale_after_seconds=settings.registry_stale_after_seconds,
+            cache=ModelCache(settings.resolved_model_cache_dir)
+            if settings.model_cache_enabled
+            else None,
         )
-        result = await reconciler.reconcile()
-        if not result.deployment.ready:
+        # Startup waits for the first poll only so long: with the registry down, the service
+        # must still come up, answer /health, and serve its cached models (or say why not).
+        first = reconciler.reconcile_in_background()
+        await asyncio.wait({first}, timeout=settings.startup_registry_wait_seconds)
+        if not first.done() or reconciler.registry_error is not None:
+            await reconciler.serve_from_cache()
+        if not holder.current.ready:
             logger.warning("starting without a champion; /ready answers 503 until one loads")
         reconciler.start()
         freeze_heap()

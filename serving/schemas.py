@@ -22,7 +22,9 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     create_model,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from features import ENTITY_ID, FEATURES, CategoricalFeature, Feature, NumericFeature
 from serving.routing import Variant
@@ -97,6 +99,28 @@ EXAMPLE_RECORD: Final[dict[str, Any]] = {
 }
 """A valid record, used by the OpenAPI docs, the model smoke test and the benchmarks."""
 
+MAX_RECORD_FIELDS: Final = 2 * (len(FEATURES) + 1)
+"""Most keys a record may have before validation stops at one error for the whole record.
+
+``extra="forbid"`` reports every unknown key: a 1 MB record of 90,000 keys made 90,000 errors,
+a 15 MB answer and over a second of blocked event loop. Past this many keys (twice the
+contract's), the record gets one ``too_many_fields`` error instead.
+"""
+
+_RECORD_FIELDS: Final = frozenset({ENTITY_ID, *(f.name for f in FEATURES)})
+
+
+def _bounded_fields(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) > MAX_RECORD_FIELDS:
+        unknown = [key for key in value if key not in _RECORD_FIELDS]
+        raise PydanticCustomError(
+            "too_many_fields",
+            "the record has {count} fields, {unknown} of them unknown (the first: '{first}')",
+            {"count": len(value), "unknown": len(unknown), "first": str(unknown[0])[:40]},
+        )
+    return value
+
+
 if TYPE_CHECKING:
     # mypy cannot see fields made by create_model; code reads them by contract name.
     class FeatureRecord(BaseModel):
@@ -109,6 +133,7 @@ else:
         "FeatureRecord",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_RECORD]}),
         __doc__="One loan application; every field follows the feature contract.",
+        __validators__={"_bounded_fields": model_validator(mode="before")(_bounded_fields)},
         **{
             ENTITY_ID: (
                 str | None,
@@ -157,6 +182,10 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+LABEL_RULE: Final = "0 or 1 as a JSON integer (not true/false, not a string)"
+"""The rule of ``FeedbackRequest.label``, named in its 422."""
+
+
 class FeedbackRequest(BaseModel):
     """The true outcome of an earlier prediction."""
 
@@ -169,7 +198,11 @@ class FeedbackRequest(BaseModel):
         lt=MAX_BATCH_RECORDS,
         description="Position of the record in the original request (0 for single records).",
     )
-    label: Literal[0, 1] = Field(description="1 when the loan defaulted.")
+    label: ContractInt = Field(
+        ge=0,
+        le=1,
+        description=f"1 when the loan defaulted, 0 when it did not: {LABEL_RULE}.",
+    )
 
 
 class FeedbackResponse(BaseModel):
@@ -214,12 +247,32 @@ class ModelView(BaseModel):
     loaded_at: datetime = Field(description="When this process started serving it.")
 
 
+class RefusalView(BaseModel):
+    """A registry choice this process refuses to serve as asked."""
+
+    variant: Variant = Field(description="The role the registry gave the version.")
+    version: int
+    reason: Literal["rejected", "gate_not_passed", "canary_weight_above_cap"]
+    detail: str = Field(description="What was found, in words.")
+    since: datetime = Field(description="When this process first refused it.")
+
+
 class DeploymentView(BaseModel):
     """What this process serves."""
 
     champion: ModelView | None
     canary: ModelView | None
     canary_weight: float = Field(ge=0.0, le=1.0, description="Share of routing keys on canary.")
+    refusals: list[RefusalView] = Field(
+        default_factory=list,
+        description="What the registry asks for that is not served as asked, and why "
+        "(a rejected or ungated version; a canary weight above the platform's cap).",
+    )
+    from_cache: bool = Field(
+        default=False,
+        description="Serving the models cached before a restart: the registry has not "
+        "answered since.",
+    )
 
 
 class LoadFailureView(BaseModel):
@@ -245,7 +298,18 @@ class ReadyResponse(BaseModel):
     failures: list[LoadFailureView]
     last_reconciled_at: datetime | None
     registry_error: str | None = Field(
-        default=None, description="Why the last poll could not read the registry, if it could not."
+        default=None,
+        description="Why the registry is not being followed: the last poll failed, or no poll "
+        "has succeeded for a few intervals (stale).",
+    )
+    last_registry_success_at: datetime | None = Field(
+        default=None, description="When a poll last read the registry."
+    )
+    refusals: list[RefusalView] = Field(
+        default_factory=list, description="Registry choices refused (as in GET /model)."
+    )
+    reason: str | None = Field(
+        default=None, description="Why the process is not ready, when it is not."
     )
 
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "staging", "production"]
@@ -48,6 +48,31 @@ class ServingSettings(BaseSettings):
             ``home``.
         inference_log_queue_size: Records buffered in memory before new ones are dropped.
         inference_log_flush_seconds: Longest time a record waits in the buffer.
+        mlflow_max_retries: Retries of each MLflow HTTP call (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``
+            is read too). MLflow's own default, 7 with exponential backoff, kept a poll blocked
+            for minutes through an outage.
+        mlflow_timeout_seconds: Timeout of each MLflow HTTP call (``MLFLOW_HTTP_REQUEST_TIMEOUT``
+            is read too; MLflow's default is 120 s).
+        mlflow_backoff_factor: Backoff factor between retries
+            (``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` is read too).
+        registry_stale_after_polls: ``/ready`` reports the registry stale once the last
+            successful poll is older than this many poll intervals (a poll blocked on a dead
+            MLflow does not hide the outage).
+        startup_registry_wait_seconds: Longest time startup waits for the first poll before the
+            service answers anyway (from its model cache, or "not ready"); the poll goes on.
+        reload_timeout_seconds: Longest time ``POST /admin/reload`` waits for the registry
+            before answering 503; the reconciliation goes on in the background.
+        max_canary_weight: The platform's cap on the canary's share of traffic (the same 0.5 as
+            ``ci.deploy.MAX_CANARY_WEIGHT``); a larger weight in the registry is clamped to it.
+        model_cache_dir: Where the last served models are kept, so a restart while MLflow is
+            down still serves them; default ``<home>/serving-cache``.
+        model_cache_enabled: Keep (and use) that cache.
+        body_timeout_seconds: Longest time from a request's arrival to the end of its body;
+            a slower body gets 408.
+        header_timeout_seconds: Longest time a connection may take to send a request's headers
+            (or stay silent after connecting) before it is closed (``mlplat serve`` only).
+        keep_alive_seconds: Idle time after which a keep-alive connection is closed.
+        max_validation_errors: Most errors listed in one 422; the rest are counted.
     """
 
     model_config = SettingsConfigDict(
@@ -72,6 +97,40 @@ class ServingSettings(BaseSettings):
     inference_log_url: str | None = None
     inference_log_queue_size: int = Field(default=10_000, ge=1)
     inference_log_flush_seconds: float = Field(default=0.5, gt=0.0, le=60.0)
+    mlflow_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        validation_alias=AliasChoices(
+            "MLPLAT_SERVING_MLFLOW_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+        ),
+    )
+    mlflow_timeout_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=600,
+        validation_alias=AliasChoices(
+            "MLPLAT_SERVING_MLFLOW_TIMEOUT_SECONDS", "MLFLOW_HTTP_REQUEST_TIMEOUT"
+        ),
+    )
+    mlflow_backoff_factor: int = Field(
+        default=1,
+        ge=0,
+        le=60,
+        validation_alias=AliasChoices(
+            "MLPLAT_SERVING_MLFLOW_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+        ),
+    )
+    registry_stale_after_polls: float = Field(default=3.0, ge=1.0, le=100.0)
+    startup_registry_wait_seconds: float = Field(default=5.0, ge=0.0, le=600.0)
+    reload_timeout_seconds: float = Field(default=15.0, gt=0.0, le=600.0)
+    max_canary_weight: float = Field(default=0.5, gt=0.0, le=1.0)
+    model_cache_dir: Path | None = None
+    model_cache_enabled: bool = True
+    body_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=600)
+    max_validation_errors: int = Field(default=20, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _refuse_placeholder_token(self) -> ServingSettings:
@@ -99,6 +158,29 @@ class ServingSettings(BaseSettings):
         if self.inference_log_url:
             return self.inference_log_url
         return f"sqlite:///{(self.home / 'inference-log.db').resolve()}"
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        """The model cache directory, defaulting to ``<home>/serving-cache``."""
+        return self.model_cache_dir or self.home / "serving-cache"
+
+    @property
+    def registry_stale_after_seconds(self) -> float:
+        """Age of the last successful poll at which the registry is reported stale."""
+        return self.registry_stale_after_polls * self.reconcile_interval_seconds
+
+    def mlflow_client_environment(self) -> dict[str, str]:
+        """The MLflow client's retry and timeout variables, as this service sets them.
+
+        MLflow reads them from the environment on every HTTP call; the service process sets
+        them at startup (:func:`serving.deployment.RegistryModelSource.from_environment`),
+        never at import, so importing :mod:`serving` changes nothing for other code.
+        """
+        return {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.mlflow_max_retries),
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.mlflow_timeout_seconds),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(self.mlflow_backoff_factor),
+        }
 
 
 @lru_cache(maxsize=1)

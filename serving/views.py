@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from serving.deployment import Deployment, LoadedModel
-from serving.schemas import DeploymentView, LoadFailureView, ModelView
+from serving.schemas import DeploymentView, LoadFailureView, ModelView, RefusalView
 
 
 def _model_view(model: LoadedModel | None) -> ModelView | None:
@@ -18,7 +18,19 @@ def deployment_view(deployment: Deployment) -> DeploymentView:
         champion=_model_view(deployment.champion),
         canary=_model_view(deployment.canary),
         canary_weight=deployment.canary_weight,
+        refusals=refusal_views(deployment),
+        from_cache=deployment.from_cache,
     )
+
+
+def refusal_views(deployment: Deployment) -> list[RefusalView]:
+    """The snapshot's refusals of the registry's choices."""
+    return [
+        RefusalView(
+            variant=r.variant, version=r.version, reason=r.reason, detail=r.detail, since=r.since
+        )
+        for r in deployment.refusals
+    ]
 
 
 def failure_views(deployment: Deployment) -> list[LoadFailureView]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from serving.deps import AdminDep, RuntimeDep
 from serving.schemas import DriftReport, ErrorResponse, ReloadResponse, ValidationErrorResponse
@@ -22,14 +23,36 @@ router = APIRouter(
 )
 
 
-@router.post("/reload", response_model=ReloadResponse, summary="Reconcile with the registry now")
+@router.post(
+    "/reload",
+    response_model=ReloadResponse,
+    summary="Reconcile with the registry now",
+    responses={503: {"model": ErrorResponse, "description": "The registry did not answer."}},
+)
 async def reload(runtime: RuntimeDep) -> ReloadResponse:
     """Read aliases and canary weight now, load what changed, swap atomically.
 
     Versions that failed to load are retried at once. A failure leaves the previous model
-    serving; ``converged`` is then false and ``failures`` says which version failed.
+    serving; ``converged`` is then false and ``failures`` says which version failed; a version
+    the registry may not serve is listed in ``deployment.refusals``. When the registry does not
+    answer within ``MLPLAT_SERVING_RELOAD_TIMEOUT_SECONDS`` (or cannot be reached) the answer
+    is 503; a slow reconciliation goes on in the background.
     """
-    result = await runtime.reconciler.reconcile(force=True)
+    task = runtime.reconciler.reconcile_in_background(force=True)
+    timeout = runtime.settings.reload_timeout_seconds
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the registry did not answer within {timeout:g} s; the reconciliation goes on in "
+            "the background (see GET /ready)",
+        )
+    result = task.result()
+    if result.registry_error is not None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"{result.registry_error}; the models loaded before keep serving (see GET /ready)",
+        )
     return ReloadResponse(
         changed=result.changed,
         converged=result.converged,

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serving.deployment import Deployment
 from serving.deps import RuntimeDep
 from serving.schemas import DeploymentView, HealthResponse, ReadyResponse
-from serving.views import deployment_view, failure_views
+from serving.views import deployment_view, failure_views, refusal_views
 
 router = APIRouter(tags=["operations"])
 
@@ -26,16 +27,39 @@ async def health() -> HealthResponse:
     responses={503: {"model": ReadyResponse, "description": "No champion loaded."}},
 )
 async def ready(runtime: RuntimeDep) -> JSONResponse:
-    """200 once a champion is loaded, with versions and any load failures; 503 before."""
+    """200 while a champion serves; 503 before, with the reason.
+
+    Readiness answers "can this process score a request?", so a registry outage alone does not
+    make it 503 (the loaded models keep serving): the outage is reported in ``registry_error``
+    within a few poll intervals, with ``last_registry_success_at``, and so are load failures
+    and refused versions.
+    """
     deployment = runtime.holder.current
+    reconciler = runtime.reconciler
+    registry_error = reconciler.registry_error
+    reason = None if deployment.ready else _not_ready_reason(deployment, registry_error)
     body = ReadyResponse(
         ready=deployment.ready,
         deployment=deployment_view(deployment),
         failures=failure_views(deployment),
         last_reconciled_at=deployment.reconciled_at,
-        registry_error=runtime.reconciler.registry_error,
+        registry_error=registry_error,
+        last_registry_success_at=reconciler.last_success_at,
+        refusals=refusal_views(deployment),
+        reason=reason,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if deployment.ready else 503)
+
+
+def _not_ready_reason(deployment: Deployment, registry_error: str | None) -> str:
+    refused = [r.detail for r in deployment.refusals if r.variant == "champion"]
+    if registry_error:
+        return f"no champion is loaded: {registry_error}"
+    if refused:
+        return f"no champion is loaded: {refused[0]}"
+    if deployment.failures:
+        return f"no champion is loaded: version {deployment.failures[0].version} failed to load"
+    return "no champion is loaded yet"
 
 
 @router.get("/model", response_model=DeploymentView, summary="What is deployed, since when")
