@@ -81,16 +81,14 @@ def deployed(mlflow_server_url: str, tmp_path_factory: pytest.TempPathFactory) -
             model = fit(frame, ModelConfig(max_iter=20, early_stopping=False))
             with mlflow.start_run(experiment_id=experiment) as run:
                 uri = log_model(model, frame[list(FEATURE_NAMES)].head(5))
-            versions.append(
-                registry.register(
-                    uri, run.info.run_id, {"data_digest": f"seed-{seed}"}, reason="it"
-                )
-            )
-        # A version whose run holds no model: loading it must fail.
+            lineage = {"data_digest": f"seed-{seed}", "gate_verdict": "passed"}
+            versions.append(registry.register(uri, run.info.run_id, lineage, reason="it"))
+        # A gated version whose run holds no model: loading it must fail.
         empty = client.create_run(experiment)
         broken = registry.register(
-            f"runs:/{empty.info.run_id}/model", empty.info.run_id, {}, reason="it: broken"
-        )
+            f"runs:/{empty.info.run_id}/model", empty.info.run_id, {"gate_verdict": "passed"},
+            reason="it: broken",
+        )  # fmt: skip
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])

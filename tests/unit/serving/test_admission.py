@@ -6,7 +6,7 @@ versions' tags on every poll and refuses what the gate did not pass, keeping wha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -75,7 +75,9 @@ def tagged() -> TaggedRegistry:
 
 
 @pytest.fixture
-def registry_client(settings: ServingSettings, tagged: TaggedRegistry) -> Callable[..., TestClient]:
+def registry_client(
+    settings: ServingSettings, tagged: TaggedRegistry
+) -> Iterator[Callable[..., TestClient]]:
     """A started service following ``tagged`` through the real :class:`RegistryModelSource`."""
     models = {1: ConstantModel(0.2), 2: ConstantModel(0.7), 3: ConstantModel(0.9)}
 
@@ -92,7 +94,7 @@ def registry_client(settings: ServingSettings, tagged: TaggedRegistry) -> Callab
         clients.append(client)
         return client
 
-    yield make  # type: ignore[misc]
+    yield make
     for client in clients:
         client.__exit__(None, None, None)
 
