@@ -37,7 +37,9 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     deployment = runtime.holder.current
     reconciler = runtime.reconciler
     registry_error = reconciler.registry_error
-    reason = None if deployment.ready else _not_ready_reason(deployment, registry_error)
+    reason = None
+    if not deployment.ready:
+        reason = _not_ready_reason(deployment, registry_error, reconciler.last_success_at is None)
     body = ReadyResponse(
         ready=deployment.ready,
         deployment=deployment_view(deployment),
@@ -51,10 +53,14 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if deployment.ready else 503)
 
 
-def _not_ready_reason(deployment: Deployment, registry_error: str | None) -> str:
+def _not_ready_reason(
+    deployment: Deployment, registry_error: str | None, never_answered: bool
+) -> str:
     refused = [r.detail for r in deployment.refusals if r.variant == "champion"]
     if registry_error:
         return f"no champion is loaded: {registry_error}"
+    if never_answered:
+        return "no champion is loaded yet: waiting for the registry's first answer"
     if refused:
         return f"no champion is loaded: {refused[0]}"
     if deployment.failures:

@@ -284,3 +284,21 @@ def test_mlflows_own_variables_are_read_as_the_serving_settings(
     monkeypatch.setenv("MLPLAT_SERVING_MLFLOW_MAX_RETRIES", "1")
     settings = ServingSettings(environment="dev")
     assert (settings.mlflow_timeout_seconds, settings.mlflow_max_retries) == (30, 1)
+
+
+def test_before_the_registrys_first_answer_ready_says_it_is_waiting(
+    settings: ServingSettings, hanging: HangingSource
+) -> None:
+    """Not ready, not yet stale: the reason says the registry has not answered yet."""
+    hanging.hang()
+    app = create_app(
+        settings.model_copy(update={"startup_registry_wait_seconds": 0.1}), model_source=hanging
+    )
+    with TestClient(app, raise_server_exceptions=False) as service:
+        ready = service.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["reason"] == (
+            "no champion is loaded yet: waiting for the registry's first answer"
+        )
+        assert ready.json()["registry_error"] is None
+        hanging.released.set()
