@@ -80,7 +80,9 @@ class MonitorSettings(BaseSettings):
             set it replaces ``judge`` (setting both is refused).
         judge_window_seconds: Length of one judge window. The judge looks once per completed
             window, so its ``min_windows_before_promote`` and ``max_windows`` are counted in
-            these, and the prediction guardrail spends its error budget once per window.
+            these, and the prediction guardrail spends its error budget once per window. A
+            canary alert adds at most one look per window, numbered with the current window
+            (so the guardrail spends at most twice its budget).
         min_canary_seconds: A canary is promoted only after serving this long...
         min_canary_requests: ...and after answering this many requests, whatever the judge says.
         drift: Parameters of the drift checks (``MLPLAT_MONITOR_DRIFT__<FIELD>``).
