@@ -159,7 +159,15 @@ def create_log_engine(url: str) -> Engine:
         engine = sa.create_engine(url)
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # libpq otherwise waits for the OS to give up on an unreachable host (minutes).
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+CONNECT_TIMEOUT_SECONDS = 5
+"""Longest wait for a connection to a PostgreSQL inference log."""
 
 
 def _as_ts(value: datetime | float, name: str) -> float:
@@ -419,6 +427,8 @@ class InferenceLogger:
         on_drop: Called with the number of records dropped (metrics).
         on_write: Called with (records written, records still buffered) after each write.
         on_write_failure: Called when a batch could not be written.
+        schema_ready: Whether the store's tables are known to exist; when not (the store was
+            down at startup), each write first tries to create them.
     """
 
     def __init__(
@@ -431,8 +441,10 @@ class InferenceLogger:
         on_drop: Callable[[int], None] | None = None,
         on_write: Callable[[int, int], None] | None = None,
         on_write_failure: Callable[[], None] | None = None,
+        schema_ready: bool = True,
     ) -> None:
         self.store = store
+        self._schema_ready = schema_ready
         self.max_queue = max_queue
         self.flush_seconds = flush_seconds
         self.flush_rows = min(flush_rows, max_queue)
@@ -486,6 +498,9 @@ class InferenceLogger:
             if not batch:
                 return
             try:
+                if not self._schema_ready:
+                    await asyncio.to_thread(self.store.create_schema)
+                    self._schema_ready = True
                 await asyncio.to_thread(self.store.write, batch)
             except Exception:
                 # The log is best effort: losing a batch must not take the service down.

@@ -31,6 +31,28 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+async def _create_schema(store: InferenceLogStore, wait_seconds: float) -> bool:
+    """Create the inference log's tables, waiting ``wait_seconds`` at most; return if done.
+
+    A log store that is down at startup must not stop the service: predictions are buffered
+    (and dropped, counted, past the buffer) and the logger creates the tables on its next write.
+    """
+    attempt = asyncio.ensure_future(asyncio.to_thread(store.create_schema))
+    done, _ = await asyncio.wait({attempt}, timeout=wait_seconds)
+    if attempt in done and attempt.exception() is None:
+        return True
+    # Retrieve a late failure so it is not reported as "never retrieved".
+    attempt.add_done_callback(lambda f: f.cancelled() or f.exception())
+    failure = attempt.exception() if attempt in done else None
+    cause = (str(failure).splitlines() or ["error"])[0][:200] if failure else "no answer"
+    logger.warning(
+        "inference log store unavailable at startup (%s); predictions are served and the log "
+        "is written once it answers",
+        cause,
+    )
+    return False
+
+
 @dataclass
 class ServingRuntime:
     """The live parts of one process.
@@ -87,7 +109,7 @@ class ServingRuntime:
                 metrics.log_written.inc(written)
                 metrics.set_log_queue_depth(queued)
 
-            await asyncio.to_thread(store.create_schema)
+            schema_ready = await _create_schema(store, settings.startup_registry_wait_seconds)
             inference_log = InferenceLogger(
                 store,
                 max_queue=settings.inference_log_queue_size,
@@ -95,6 +117,7 @@ class ServingRuntime:
                 on_drop=metrics.log_dropped.inc,
                 on_write=on_write,
                 on_write_failure=metrics.log_write_failures.inc,
+                schema_ready=schema_ready,
             )
             inference_log.start()
         batcher = MicroBatcher(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from serving.app import create_app
 from serving.cache import ModelCache
 from serving.deployment import DeploymentHolder, DesiredState, RegistryModelSource
+from serving.inference_log import InferenceLogStore
 from serving.metrics import create_metrics
 from serving.reconcile import Reconciler
 from serving.settings import ServingSettings
@@ -302,3 +304,25 @@ def test_before_the_registrys_first_answer_ready_says_it_is_waiting(
         )
         assert ready.json()["registry_error"] is None
         hanging.released.set()
+
+
+def test_a_service_starts_and_predicts_while_the_inference_log_database_is_down(
+    settings: ServingSettings, source: FakeSource
+) -> None:
+    """The log store is best effort: its outage costs log records (counted), never predictions."""
+    with socket.socket() as closed:  # a port nothing listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    store = InferenceLogStore(f"postgresql+psycopg://mlplat@127.0.0.1:{port}/log")
+    app = create_app(settings, model_source=source, log_store=store)
+    with TestClient(app, raise_server_exceptions=False) as service:
+        assert service.get("/ready").status_code == 200
+        assert service.post("/predict", json=predict_body()).status_code == 200
+        feedback = service.post("/feedback", json={"request_id": "abc", "label": 1})
+        assert feedback.status_code == 503
+        assert feedback.json() == {"detail": "the inference log store is unavailable"}
+        _until(
+            lambda: "mlplat_inference_log_write_failures_total 1.0" in service.get("/metrics").text,
+            10,
+            "the failed write counted",
+        )
