@@ -12,8 +12,10 @@ __all__ = [
     "EventStoreError",
     "EventStoreUnavailable",
     "InvalidMoveError",
+    "LeaseLostError",
     "ModelNotFoundError",
     "MoveInProgressError",
+    "MoveNotRecordedError",
     "NoPreviousChampionError",
     "RegistryError",
     "RegistryUnavailable",
@@ -101,3 +103,26 @@ class StaleStateError(RegistryError):
 
 class MoveInProgressError(RegistryError):
     """Another process has a move of the same model in flight."""
+
+
+class LeaseLostError(MoveInProgressError):
+    """This process's lock on a model expired and another took it: it must not write on."""
+
+
+class MoveNotRecordedError(EventStoreError):
+    """A move reached MLflow (it is live) but its event could not be marked applied.
+
+    Attributes:
+        event_id: The event that stays pending until reconcile marks it applied.
+        summary: What is live now, in words.
+    """
+
+    def __init__(self, event_id: int, summary: str, cause: str) -> None:
+        self.event_id = event_id
+        self.summary = summary
+        super().__init__(
+            f"{summary} — this is live in MLflow. Its deployment event {event_id} could not be "
+            f"marked applied ({cause}), so it stays pending; the next move or "
+            "`mlplat deploy reconcile` marks it applied once the event database answers. "
+            "Do not repeat the move."
+        )

@@ -2,7 +2,8 @@
 
 Each row carries the full deployment state *after* the move, so "what is deployed now" is the
 latest applied row, with no replay; the indexes serve the three monitoring queries (state of a
-model, history of a model, events in a time window).
+model, history of a model, events in a time window). ``model_locks`` holds one lease per model:
+who is moving its aliases right now and until when (see :mod:`registry.lock`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["deployment_events", "metadata"]
+__all__ = ["deployment_events", "metadata", "model_locks"]
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -79,4 +80,16 @@ deployment_events = sa.Table(
         sqlite_where=_PENDING_ONLY,
         postgresql_where=_PENDING_ONLY,
     ),
+)
+
+model_locks = sa.Table(
+    "model_locks",
+    metadata,
+    sa.Column("model_name", sa.String(256), primary_key=True),
+    # NULL owner: free. An owner whose lease expired is presumed dead (see registry.lock).
+    sa.Column("owner", sa.String(512)),
+    # Bumped on every acquisition: a fencing token, so a stale holder's writes are refused.
+    sa.Column("token", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Column("acquired_at", UTCDateTime),
+    sa.Column("expires_at", UTCDateTime),
 )

@@ -32,6 +32,7 @@ from registry.database import (
 )
 from registry.errors import EventStoreError, MoveInProgressError, StaleStateError, redact_url
 from registry.event_table import deployment_events, metadata
+from registry.lock import Lease, LockHolder, ModelLock, check_lease, holder, take_advisory_xact_lock
 from registry.state import DeploymentState
 
 __all__ = [
@@ -215,8 +216,14 @@ class EventStore:
         evidence: str | None = None,
         details: Mapping[str, JsonValue] | None = None,
         expected: DeploymentState | None = None,
+        lease: Lease | None = None,
     ) -> DeploymentEvent:
         """Write a pending event before the move, in one transaction.
+
+        The check for a pending move, the compare-and-set and the insert are one atomic step on
+        both backends: SQLite's ``BEGIN IMMEDIATE`` makes the transaction single-writer, and on
+        PostgreSQL (READ COMMITTED) it first takes a transaction-scoped advisory lock on the
+        model, so two movers cannot both read the same latest state and both insert.
 
         Args:
             model_name: Registered model name.
@@ -231,12 +238,15 @@ class EventStore:
             details: JSON numbers behind the decision.
             expected: Compare-and-set: the state the caller planned from; the event is only
                 written if the latest applied event still shows it.
+            lease: The model lock the caller holds (:meth:`lock`); the event is refused if
+                the lease expired and another process took the lock (fencing).
 
         Returns:
             The pending event.
 
         Raises:
             MoveInProgressError: If another move of this model is pending.
+            LeaseLostError: If ``lease`` is no longer the holder of the model's lock.
             StaleStateError: If ``expected`` no longer matches the latest applied state.
         """
         values = self._values(
@@ -244,6 +254,9 @@ class EventStore:
             details, EventStatus.PENDING,
         )  # fmt: skip
         with self._errors(), write_transaction(self._engine) as conn:
+            take_advisory_xact_lock(conn, "begin", model_name)
+            if lease is not None:
+                check_lease(conn, lease)
             in_flight = self._pending(conn, model_name)
             if in_flight:
                 raise MoveInProgressError(_in_flight_message(in_flight[0]))
@@ -318,6 +331,38 @@ class EventStore:
             EventStoreError: If the event does not exist or was already applied.
         """
         return self._resolve(event_id, EventStatus.ABORTED, why)
+
+    # -- the per-model lock ----------------------------------------------------------------
+
+    def lock(
+        self,
+        model_name: str,
+        *,
+        owner: str,
+        lease_seconds: float = 15.0,
+        timeout_seconds: float = 30.0,
+    ) -> ModelLock:
+        """The lock on ``model_name``'s aliases, to hold across a whole move (not yet taken).
+
+        Args:
+            model_name: The model.
+            owner: Unique id of this acquisition (:func:`registry.lock.new_owner_id`).
+            lease_seconds: How long the lock outlives a dead owner's last heartbeat.
+            timeout_seconds: How long to wait for another holder.
+        """
+        return ModelLock(
+            self._engine,
+            self.url,
+            model_name,
+            owner=owner,
+            lease_seconds=lease_seconds,
+            timeout_seconds=timeout_seconds,
+        )
+
+    def lock_holder(self, model_name: str) -> LockHolder:
+        """Who holds the lock on ``model_name`` now, and until when."""
+        with self._errors(), self._engine.connect() as conn:
+            return holder(conn, model_name)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.failpoints import Failpoints, parse_failpoints
+
 __all__ = ["RegistrySettings", "get_settings"]
 
 
@@ -56,6 +58,14 @@ class RegistrySettings(BaseSettings):
         model_name: Registered model name.
         experiment_name: MLflow experiment that training runs log to.
         actor: Who is acting, recorded on every event (``MLPLAT_ACTOR``); default ``user@host``.
+        lock_lease_seconds: How long a model's move lock outlives its owner's last heartbeat
+            (``MLPLAT_LOCK_LEASE_SECONDS``): a dead mover's half-done move is finished only
+            after this; keep it well above the clock skew between machines.
+        lock_timeout_seconds: How long a move waits for another move of the same model
+            (``MLPLAT_LOCK_TIMEOUT_SECONDS``) before failing with a message naming the holder.
+        failpoints: Test-only fault injection (``MLPLAT_FAILPOINTS``), e.g.
+            ``registry.before_alias_write=sleep(0.3)``; empty (off) by default. The syntax and
+            the places are in :mod:`registry.failpoints`.
     """
 
     model_config = SettingsConfigDict(
@@ -75,6 +85,19 @@ class RegistrySettings(BaseSettings):
     model_name: str = Field(default="credit-default", min_length=1)
     experiment_name: str = Field(default="credit-default", min_length=1)
     actor: str = Field(default_factory=_default_actor, min_length=1)
+    lock_lease_seconds: float = Field(default=15.0, gt=0.0, le=3600.0)
+    lock_timeout_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    failpoints: str = ""
+
+    @field_validator("failpoints")
+    @classmethod
+    def _known_failpoints(cls, value: str) -> str:
+        parse_failpoints(value)  # raises ValueError naming the bad entry
+        return value.strip()
+
+    def failpoint_actions(self) -> Failpoints:
+        """The configured failpoints (none unless ``MLPLAT_FAILPOINTS`` is set)."""
+        return parse_failpoints(self.failpoints)
 
     @field_validator("tracking_uri", "events_url")
     @classmethod
