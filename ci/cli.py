@@ -30,15 +30,23 @@ EXIT_GATE_FAILED = 3
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the platform's domain errors into a clear message and exit code 1, never a traceback."""
+    """Turn the platform's domain errors into a clear message and exit code 1, never a traceback.
+
+    One exception: a move that reached MLflow but whose event could not be marked applied is
+    live, so it exits 0 with a message saying so and that reconcile finishes the record.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         from pipeline import ConfigError, ScenarioError
-        from registry import RegistryError
+        from registry import MoveNotRecordedError, RegistryError
 
         try:
             return func(*args, **kwargs)
+        except MoveNotRecordedError as exc:
+            # The move is live: not an error to retry, but the log is behind until reconcile.
+            click.echo(f"done, not yet recorded: {exc}", err=True)
+            sys.exit(0)
         except (ConfigError, ScenarioError, RegistryError) as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -355,3 +363,16 @@ def rollback(reason: str) -> None:
     from ci.runner import open_from_settings
 
     _echo_move(open_from_settings().rollback(reason=reason))
+
+
+@deploy.command()
+@friendly_errors
+def reconcile() -> None:
+    """Finish or abort moves a dead process left half done, and record changes made outside."""
+    from ci.runner import open_from_settings
+
+    repaired = open_from_settings().reconcile(wait=True)
+    if not repaired:
+        click.echo("nothing to repair: MLflow and the event log agree")
+    for event in repaired:
+        click.echo(event.describe())

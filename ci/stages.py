@@ -28,7 +28,7 @@ from pipeline import (
     log_training_run,
 )
 from pipeline import run as run_steps
-from registry import ModelRegistry
+from registry import InvalidMoveError, ModelRegistry
 
 Outcome = Literal["registered", "rejected", "invalid-data"]
 Reporter = Callable[[str, str, str], None]
@@ -176,18 +176,42 @@ def run_pipeline(
         "mlplat.scenario": request.scenario or "none",
     }
     version = registry.register(model_uri, run_id, lineage, reason=request.reason)
-    evidence = f"runs:/{run_id}"
-    if state.champion is None:
-        registry.bootstrap(version, reason="first model to pass the gates", evidence=evidence)
-        summary.alias = "champion"
-    else:
-        registry.set_challenger(
-            version, reason=f"passed the gates against v{state.champion}", evidence=evidence
-        )
-        summary.alias = "challenger"
     summary.model_version = version
-    report("register", "passed", f"version {version} → {summary.alias}")
+    summary.alias, detail = place_version(registry, version, state.champion, f"runs:/{run_id}")
+    if summary.alias is None:
+        summary.reasons = [detail]
+    report("register", "passed", detail)
     return summary
+
+
+def place_version(
+    registry: ModelRegistry, version: int, champion_before: int | None, evidence: str
+) -> tuple[str | None, str]:
+    """Give a gated version its alias: champion if there is none (bootstrap), else challenger.
+
+    Bootstrap is a compare-and-set under the model lock: when two first runs race, one
+    becomes champion and the other's version stays registered and gated, with no alias.
+
+    Returns:
+        The alias it got (``None`` if it lost a bootstrap race) and a line saying so.
+    """
+    if champion_before is None:
+        try:
+            registry.bootstrap(version, reason="first model to pass the gates", evidence=evidence)
+            return "champion", f"version {version} → champion"
+        except InvalidMoveError:
+            winner = registry.state().champion
+            if winner is None or winner == version:
+                raise
+            return None, (
+                f"version {version} passed the gates and is registered, but version {winner} "
+                "became champion first (another first run finished meanwhile); it stays a "
+                f"gated version: try it with `mlplat deploy canary --version {version}`"
+            )
+    registry.set_challenger(
+        version, reason=f"passed the gates against v{champion_before}", evidence=evidence
+    )
+    return "challenger", f"version {version} → challenger"
 
 
 def _silent(stage: str, status: str, detail: str) -> None:

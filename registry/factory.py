@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from registry.events import EventStore
 from registry.mlflow_store import unavailable_as_error
 from registry.registry import ModelRegistry
-from registry.settings import RegistrySettings, get_settings
+from registry.settings import RegistrySettings, get_settings, sqlite_path
 
 __all__ = ["ensure_experiment", "open_registry"]
 
@@ -51,12 +56,42 @@ def open_registry(settings: RegistrySettings | None = None) -> ModelRegistry:
     """
     settings = settings or get_settings()
     settings.ensure_home()
-    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     events = EventStore(settings.events_url)
     events.create_schema()
     # A database-backed store without an artifact location would write to ./mlruns.
     location = (
         settings.artifact_root.absolute().as_uri() if settings.uses_local_tracking_store else None
     )
-    ensure_experiment(client, settings.experiment_name, location)
-    return ModelRegistry(client, events, settings.model_name, settings.actor)
+    with _store_creation_lock(sqlite_path(settings.tracking_uri)):
+        # The first use of a fresh SQLite store runs MLflow's schema migrations (tracking and
+        # registry stores; the client opens the first): two processes at once crash one.
+        client = MlflowClient(
+            tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri
+        )
+        ensure_experiment(client, settings.experiment_name, location)
+        with unavailable_as_error(settings.tracking_uri):
+            client.search_registered_models(max_results=1)
+    return ModelRegistry(
+        client,
+        events,
+        settings.model_name,
+        settings.actor,
+        failpoints=settings.failpoint_actions(),
+        lock_lease_seconds=settings.lock_lease_seconds,
+        lock_timeout_seconds=settings.lock_timeout_seconds,
+    )
+
+
+@contextmanager
+def _store_creation_lock(db_file: Path | None) -> Iterator[None]:
+    """Serialise first use of a SQLite MLflow store across processes (a file lock beside it)."""
+    if db_file is None:
+        yield
+        return
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    with db_file.with_name(db_file.name + ".init-lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -175,6 +175,27 @@ class MlflowModelStore:
             )
         return parse_version(mv.version)
 
+    def find_versions(self, model_uri: str, run_id: str | None) -> list[int]:
+        """Versions registered from ``model_uri`` (by ``run_id`` when given), oldest first."""
+        query = f"name='{self.model_name}'"
+        if run_id:
+            query += f" and run_id='{run_id}'"
+        found: list[int] = []
+        token: str | None = None
+        with self._calls():
+            while True:
+                page = self._client.search_model_versions(query, page_token=token)
+                found.extend(parse_version(mv.version) for mv in page if mv.source == model_uri)
+                token = page.token
+                if not token:
+                    break
+        return sorted(found)
+
+    def delete_version(self, version: int) -> None:
+        """Delete one version (only ever a duplicate this process just created)."""
+        with self._calls(version):
+            self._client.delete_model_version(self.model_name, str(version))
+
     def version(self, version: int) -> ModelVersionInfo:
         """One version.
 

@@ -134,15 +134,36 @@ def plan_promote(state: DeploymentState, version: int) -> Move | None:
     return Move(Action.PROMOTE, CHAMPION, state.champion, version, state, after)
 
 
-def plan_rollback(state: DeploymentState, model_name: str) -> Move:
+def plan_rollback(
+    state: DeploymentState, model_name: str, *, previous_rejected: bool = False
+) -> Move:
     """``champion`` goes back to the previous champion (the canary, if any, is left alone).
+
+    Args:
+        state: The current state.
+        model_name: For messages.
+        previous_rejected: Whether the previous champion has been rejected since it served:
+            a rejected version never serves again, so the rollback is refused.
 
     Raises:
         NoPreviousChampionError: If no previous champion is recorded.
+        InvalidMoveError: If the previous champion is rejected, or is the champion already
+            (a "rollback 2->2" would move nothing and claim it did).
     """
     previous = state.previous_champion
     if previous is None or state.champion is None:
         raise NoPreviousChampionError(model_name, state.champion)
+    if previous == state.champion:
+        raise InvalidMoveError(
+            f"cannot roll back {model_name!r}: the recorded previous champion, version "
+            f"{previous}, already is the champion, so there is nothing to go back to"
+        )
+    if previous_rejected:
+        raise InvalidMoveError(
+            f"cannot roll back {model_name!r} to version {previous}: it was rejected after it "
+            "served (mlplat.status=rejected), and a rejected version never serves again; "
+            "promote a version that passed the gates instead"
+        )
     after = replace(state, champion=previous, previous_champion=None)
     if state.challenger == previous:
         after = replace(after, challenger=None, canary_weight=0.0)

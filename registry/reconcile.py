@@ -12,6 +12,13 @@ can die between any two. :class:`Reconciler` finds what that left behind:
   and what MLflow shows is recorded as an ``external`` event;
 * an alias or weight changed outside the API becomes an ``external`` event, and a version
   registered without an event gets a ``repair`` event.
+
+It must run under the model's lock (:mod:`registry.lock`), which
+:class:`registry.ModelRegistry` holds around it: then every pending event it sees belongs to a
+process that finished or died (a live owner would still hold the lock), so finishing it is safe,
+and no move in flight can show up as a difference between MLflow and the log. It reads the log
+(pending, then applied) *before* MLflow: a move that completes between the two reads would
+otherwise look like an MLflow change no event explains.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import logging
 
 from registry.events import Action, DeploymentEvent, EventStore
+from registry.failpoints import Failpoints
 from registry.mlflow_store import MlflowModelStore
 from registry.moves import is_partial
 from registry.state import DeploymentState
@@ -37,13 +45,22 @@ class Reconciler:
         store: The model in MLflow.
         events: The event log.
         actor: Recorded on repair events as who found the problem.
+        failpoints: Test-only fault injection.
     """
 
-    def __init__(self, store: MlflowModelStore, events: EventStore, actor: str) -> None:
+    def __init__(
+        self,
+        store: MlflowModelStore,
+        events: EventStore,
+        actor: str,
+        *,
+        failpoints: Failpoints | None = None,
+    ) -> None:
         self.store = store
         self.events = events
         self.model_name = store.model_name
         self.actor = actor
+        self._failpoints = failpoints or Failpoints()
 
     def run(self, *, scan_versions: bool) -> tuple[list[DeploymentEvent], DeploymentState]:
         """Repair, then return what was repaired and the state MLflow holds afterwards.
@@ -53,9 +70,11 @@ class Reconciler:
                 all versions; alias moves skip it because such a version cannot change what is
                 served, ``register`` and an explicit ``reconcile()`` do it).
         """
+        pending = self.events.pending(self.model_name)
+        self._failpoints.hit("reconcile.after_read_log")
         observed = self.store.observe()
         repaired = []
-        for event in self.events.pending(self.model_name):
+        for event in pending:
             resolved, observed = self._resolve(event, observed)
             repaired.append(resolved)
         if scan_versions:

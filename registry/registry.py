@@ -7,23 +7,33 @@ call, so a process killed between two steps is repaired by whichever process act
 Moves are idempotent (repeating one whose result is already in place writes nothing) and can be
 conditional (``expected_champion``/``expected_challenger``), and the event log itself is a
 compare-and-set: a move is only written if the state it was planned from is still the latest.
+
+Moves are linearizable: each one holds the model's lock (:mod:`registry.lock`) from reading the
+state, through the pending event and the MLflow writes, to marking the event applied, and
+reconcile takes the same lock — so no process ever plans from, repairs or records as "external"
+a move another live process is still making.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from mlflow import MlflowClient
 
+from registry.database import short_error
 from registry.errors import (
     EventStoreError,
     InvalidMoveError,
     ModelNotFoundError,
+    MoveNotRecordedError,
     StaleStateError,
 )
 from registry.events import Action, DeploymentEvent, EventStore, JsonValue
+from registry.failpoints import Failpoints
+from registry.lock import ModelLock, new_owner_id
 from registry.mlflow_store import MlflowModelStore
 from registry.moves import (
     Move,
@@ -56,6 +66,9 @@ class ModelRegistry:
         events: Where deployment events are written.
         model_name: The registered model this instance manages.
         actor: Recorded as who acted on every event (``user@host``, ``ci``, ``controller``).
+        failpoints: Test-only fault injection (:mod:`registry.failpoints`); none by default.
+        lock_lease_seconds: How long the model lock outlives a dead mover (:mod:`registry.lock`).
+        lock_timeout_seconds: How long a move waits for another move of the same model.
 
     Raises:
         InvalidMoveError: If ``model_name`` or ``actor`` is empty or ``model_name`` holds a
@@ -63,7 +76,15 @@ class ModelRegistry:
     """
 
     def __init__(
-        self, client: MlflowClient, events: EventStore, model_name: str, actor: str
+        self,
+        client: MlflowClient,
+        events: EventStore,
+        model_name: str,
+        actor: str,
+        *,
+        failpoints: Failpoints | None = None,
+        lock_lease_seconds: float = 15.0,
+        lock_timeout_seconds: float = 30.0,
     ) -> None:
         if not model_name.strip() or not _MODEL_NAME.match(model_name):
             raise InvalidMoveError(
@@ -72,7 +93,10 @@ class ModelRegistry:
         if not actor.strip():
             raise InvalidMoveError("actor must not be empty: every event records who acted")
         self._store = MlflowModelStore(client, model_name)
-        self._reconciler = Reconciler(self._store, events, actor)
+        self._failpoints = failpoints or Failpoints()
+        self._reconciler = Reconciler(self._store, events, actor, failpoints=self._failpoints)
+        self._lock_lease_seconds = lock_lease_seconds
+        self._lock_timeout_seconds = lock_timeout_seconds
         self.events = events
         self.model_name = model_name
         self.actor = actor
@@ -156,8 +180,10 @@ class ModelRegistry:
     ) -> int:
         """Register a logged model as a new version, tagged with its lineage.
 
-        Registering the same ``model_uri`` again returns the existing version and writes no
-        event, so a re-run CI job does not create duplicates.
+        Registering the same ``model_uri`` (from the same run) again returns the existing
+        version and writes no event, so a retried CI job does not create duplicates: the lookup
+        and the creation hold the model lock, and if MLflow's client retried the create behind
+        our back (a lost response), the extra versions it made are deleted at once.
 
         Args:
             model_uri: What ``log_model`` returned (``ModelInfo.model_uri``, ``models:/m-…``),
@@ -175,11 +201,39 @@ class ModelRegistry:
         _require_reason(reason)
         tags = lineage_tags(lineage)
         self.ensure_model()
-        self.reconcile()
-        for existing in self._store.versions(with_aliases=False):
-            if existing.source == model_uri:
-                return existing.version
-        version = self._store.create_version(model_uri, run_id, tags)
+        with self._locked():
+            self._reconciler.run(scan_versions=True)
+            existing = self._store.find_versions(model_uri, run_id)
+            if existing:
+                return existing[0]
+            created = self._store.create_version(model_uri, run_id, tags)
+            version = self._keep_one(model_uri, run_id, created)
+            self._record_register(version, model_uri, run_id, tags, reason, evidence, details)
+        return version
+
+    def _keep_one(self, model_uri: str, run_id: str | None, created: int) -> int:
+        """The one version of ``model_uri``: duplicates a retried create made are deleted."""
+        found = self._store.find_versions(model_uri, run_id) or [created]
+        for duplicate in found[1:]:
+            logger.warning(
+                "%s: version %d duplicates version %d (a retried create); deleting it",
+                self.model_name,
+                duplicate,
+                found[0],
+            )
+            self._store.delete_version(duplicate)
+        return found[0]
+
+    def _record_register(
+        self,
+        version: int,
+        model_uri: str,
+        run_id: str | None,
+        tags: Mapping[str, str],
+        reason: str,
+        evidence: str | None,
+        details: Mapping[str, JsonValue] | None,
+    ) -> None:
         self.events.record(
             self.model_name,
             Action.REGISTER,
@@ -190,7 +244,6 @@ class ModelRegistry:
             evidence=evidence,
             details={"model_uri": model_uri, "run_id": run_id, **tags, **dict(details or {})},
         )
-        return version
 
     # -- moving aliases ------------------------------------------------------------------
 
@@ -328,6 +381,8 @@ class ModelRegistry:
 
         Raises:
             NoPreviousChampionError: If no previous champion is recorded.
+            InvalidMoveError: If the previous champion has been rejected since (a rejected
+                version never serves again), or already is the champion.
             StaleStateError: If ``expected_champion`` is not the champion for another reason.
         """
 
@@ -341,7 +396,9 @@ class ModelRegistry:
                 ):
                     return None
                 self._expect_champion(state, expected_champion)
-            return plan_rollback(state, self.model_name)
+            previous = state.previous_champion
+            rejected = previous is not None and self._store.version(previous).rejected
+            return plan_rollback(state, self.model_name, previous_rejected=rejected)
 
         return self._move(plan, reason, evidence, details)
 
@@ -374,20 +431,58 @@ class ModelRegistry:
 
     # -- repair --------------------------------------------------------------------------
 
-    def reconcile(self) -> list[DeploymentEvent]:
+    def reconcile(self, *, wait: bool = False) -> list[DeploymentEvent]:
         """Bring the event log and MLflow back into agreement (see :mod:`registry.reconcile`).
 
-        Runs before every mutating call; cheap (a few reads) when nothing needs repair.
+        Runs (under the model lock) before every mutating call; cheap (a few reads) when
+        nothing needs repair. It takes the same lock as a move, so it never repairs a move that
+        a live process is still making: if one is, there is nothing to repair yet and this
+        returns at once (or, with ``wait``, waits for the lock like a move does).
+
+        Args:
+            wait: Wait up to the lock timeout for a move in flight instead of skipping.
 
         Returns:
             The events resolved or written by the repair, oldest first (empty if none).
+
+        Raises:
+            MoveInProgressError: With ``wait``, if the lock stays held past the timeout.
         """
+        lock = self._lock()
+        if lock.acquire(wait=wait) is None:
+            logger.info(
+                "reconcile of %s skipped: a move is in flight (%s)",
+                self.model_name,
+                self.events.lock_holder(self.model_name).describe(),
+            )
+            return []
         try:
             return self._reconciler.run(scan_versions=True)[0]
         except ModelNotFoundError:
             return self._reconciler.abort_orphans()
+        finally:
+            lock.release()
 
     # -- internals -----------------------------------------------------------------------
+
+    def _lock(self) -> ModelLock:
+        return self.events.lock(
+            self.model_name,
+            owner=new_owner_id(self.actor),
+            lease_seconds=self._lock_lease_seconds,
+            timeout_seconds=self._lock_timeout_seconds,
+        )
+
+    @contextmanager
+    def _locked(self) -> Iterator[ModelLock]:
+        """Hold the model lock (waiting for it) for the body; always released after."""
+        lock = self._lock()
+        lock.acquire()
+        try:
+            self._failpoints.hit("registry.after_lock")
+            yield lock
+        finally:
+            lock.release()
 
     def _move(
         self,
@@ -397,36 +492,49 @@ class ModelRegistry:
         details: Mapping[str, JsonValue] | None,
     ) -> DeploymentEvent | None:
         _require_reason(reason)
-        try:
-            _, observed = self._reconciler.run(scan_versions=False)
-        except ModelNotFoundError:
-            self._reconciler.abort_orphans()
-            raise
-        move = plan(observed)
-        if move is None:
-            return None
-        event = self.events.begin(
-            self.model_name,
-            move.action,
-            state=move.after,
-            actor=self.actor,
-            reason=reason,
-            alias=move.alias,
-            from_version=move.from_version,
-            to_version=move.to_version,
-            evidence=evidence,
-            details=details,
-            expected=move.before,
-        )
-        try:
-            self._store.apply(move.before, move.after, reject=move.reject)
-        except Exception as exc:
-            exc.add_note(
-                f"deployment event {event.id} ({move.action}) stays pending; the next "
-                "reconcile completes the move if the registry still allows it"
+        with self._locked() as lock:
+            try:
+                _, observed = self._reconciler.run(scan_versions=False)
+            except ModelNotFoundError:
+                self._reconciler.abort_orphans()
+                raise
+            self._failpoints.hit("registry.after_reconcile")
+            move = plan(observed)
+            if move is None:
+                return None
+            event = self.events.begin(
+                self.model_name,
+                move.action,
+                state=move.after,
+                actor=self.actor,
+                reason=reason,
+                alias=move.alias,
+                from_version=move.from_version,
+                to_version=move.to_version,
+                evidence=evidence,
+                details=details,
+                expected=move.before,
+                lease=lock.lease,
             )
-            raise
-        return self.events.mark_applied(event.id)
+            self._failpoints.hit("registry.after_begin")
+            self._failpoints.hit("registry.before_alias_write")
+            lock.check()  # the last moment to find out someone took over: MLflow has no fence
+            try:
+                self._store.apply(move.before, move.after, reject=move.reject)
+            except Exception as exc:
+                exc.add_note(
+                    f"deployment event {event.id} ({move.action}) stays pending; the next "
+                    "reconcile completes the move if the registry still allows it"
+                )
+                raise
+            self._failpoints.hit("registry.after_alias_write")
+            self._failpoints.hit("registry.before_mark_applied")
+            try:
+                return self.events.mark_applied(event.id)
+            except EventStoreError as exc:
+                raise MoveNotRecordedError(
+                    event.id, _live_summary(self.model_name, move), short_error(exc)
+                ) from exc
 
     def _usable(self, version: int) -> int:
         """``version`` if it exists and is not rejected."""
@@ -444,6 +552,14 @@ class ModelRegistry:
                 f"expected champion {expected} of {self.model_name!r}, registry has "
                 f"{state.champion}; nothing was moved"
             )
+
+
+def _live_summary(model_name: str, move: Move) -> str:
+    """What a move made live, for the message when its event could not be closed."""
+    return (
+        f"{move.action} of {model_name!r} done ({move.alias or 'weight'} "
+        f"{move.from_version}->{move.to_version}): MLflow now shows {move.after.describe()}"
+    )
 
 
 def _require_reason(reason: str) -> None:

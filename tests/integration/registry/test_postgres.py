@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from mlflow import MlflowClient
 
 from registry import (
@@ -24,6 +25,7 @@ from registry import (
     EventStoreUnavailable,
     ModelRegistry,
     MoveInProgressError,
+    StaleStateError,
 )
 from tests.integration.conftest import MlflowServerFactory, PostgresDatabaseFactory
 from tests.integration.registry.scenario import run_lifecycle, stand_in_model
@@ -176,3 +178,64 @@ def test_querying_postgres_before_create_schema_says_what_to_do(
     store = EventStore(postgres_database())
     with pytest.raises(EventStoreError, match=r"call EventStore.create_schema\(\)"):
         store.pending()
+
+
+def test_begin_compare_and_set_is_atomic_under_read_committed(stack: PostgresStack) -> None:
+    """A move that reads, then stalls before its insert, cannot also log a move from the old state.
+
+    Before the advisory lock, B read "champion 1, nothing pending", A began and applied 1->2 in
+    the gap, and B's 1->3 was inserted too: two moves from the same state, in 6 of 6 tries.
+    """
+    model = f"cas-{uuid.uuid4().hex[:8]}"
+    events = EventStore(stack.events_url)
+    first = DeploymentState(champion=1)
+    events.record(model, Action.BOOTSTRAP, state=first, actor="it", reason="r")
+    slow = EventStore(stack.events_url)
+    b_read, a_finished = threading.Event(), threading.Event()
+    outcomes: dict[str, str] = {}
+
+    @sa.event.listens_for(slow._engine, "before_cursor_execute")
+    def _stall_before_insert(*args: object) -> None:
+        if str(args[2]).lstrip().upper().startswith("INSERT INTO DEPLOYMENT_EVENTS"):
+            b_read.set()
+            a_finished.wait(timeout=3)  # A gets every chance to move in the gap
+
+    def move(store: EventStore, name: str, to: int) -> None:
+        try:
+            event = store.begin(
+                model,
+                Action.PROMOTE,
+                state=DeploymentState(champion=to, previous_champion=1),
+                actor=name,
+                reason="race",
+                alias="champion",
+                from_version=1,
+                to_version=to,
+                expected=DeploymentState(champion=1),
+            )
+            store.mark_applied(event.id)
+            outcomes[name] = "applied"
+        except (MoveInProgressError, StaleStateError) as exc:
+            outcomes[name] = type(exc).__name__
+        finally:
+            if name == "a":
+                a_finished.set()
+
+    b = threading.Thread(target=move, args=(slow, "b", 3))
+    b.start()
+    assert b_read.wait(timeout=20)
+    a = threading.Thread(target=move, args=(events, "a", 2))
+    a.start()
+    a.join(timeout=30)
+    b.join(timeout=30)
+
+    moved_from_1 = [
+        e.to_version
+        for e in events.history(model)
+        if e.action is Action.PROMOTE and e.status is not EventStatus.ABORTED
+    ]
+    assert len(moved_from_1) == 1, (moved_from_1, outcomes)
+    assert sorted(outcomes.values()) in (
+        ["MoveInProgressError", "applied"],
+        ["StaleStateError", "applied"],
+    )
