@@ -9,11 +9,15 @@ and ports) and Compose v2 (long mappings).
 
 from __future__ import annotations
 
+import configparser
+import importlib.util
 import re
 import shlex
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import yaml
@@ -23,12 +27,20 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
+MLFLOW_AUTH_DIR = REPO / "deploy" / "mlflow"
+"""MLflow's auth settings (basic_auth.ini) and the job that makes its users (access.py)."""
 
 SECRET_VARIABLES = (
     "POSTGRES_PASSWORD",
     "MLPLAT_SERVING_ADMIN_TOKEN",
     "MLPLAT_MONITOR_WEBHOOK_TOKEN",
     "GRAFANA_ADMIN_PASSWORD",
+    "MLFLOW_ADMIN_PASSWORD",
+    "MLFLOW_SERVER_SECRET_KEY",
+    "MLFLOW_TRAINER_PASSWORD",
+    "MLFLOW_CI_PASSWORD",
+    "MLFLOW_CONTROLLER_PASSWORD",
+    "MLFLOW_SERVING_PASSWORD",
 )
 """Variables the stack cannot start without; .env.example leaves them empty on purpose."""
 
@@ -209,3 +221,24 @@ def raw_compose() -> dict[str, Any]:
     """The compose file as written (anchors merged by the YAML loader, nothing interpolated)."""
     data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     return data
+
+
+def mlflow_access() -> ModuleType:
+    """``deploy/mlflow/access.py``, imported from its file (``deploy/`` is not a package)."""
+    name = "deploy_mlflow_access"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, MLFLOW_AUTH_DIR / "access.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
+
+
+def auth_config() -> configparser.SectionProxy:
+    """The ``[mlflow]`` section of the basic-auth settings the stack ships."""
+    config = configparser.ConfigParser()
+    config.read(MLFLOW_AUTH_DIR / "basic_auth.ini")
+    return config["mlflow"]

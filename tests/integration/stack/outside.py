@@ -30,6 +30,8 @@ from pathlib import Path
 
 from tests.integration.stack.compose import REPO, Service
 
+DatabaseFactory = Callable[[], str]
+
 LOOPBACK = "127.0.0.1"
 VENV_BIN = Path(sys.executable).parent
 
@@ -140,6 +142,58 @@ def _replace_paths(value: str, mapping: Mapping[str, str]) -> str:
     alternatives = "|".join(re.escape(p) for p in sorted(mapping, key=len, reverse=True))
     pattern = re.compile(r"(?<![\w./-])(" + alternatives + r")(?=$|[/\s\"',;:])")
     return pattern.sub(lambda m: mapping[m.group(1)], value)
+
+
+def fresh_databases(services: Mapping[str, Service], create: DatabaseFactory) -> dict[str, str]:
+    """A fresh database for POSTGRES_DB and for every CREATE DATABASE of the init script.
+
+    Args:
+        services: The resolved compose services (``postgres`` among them).
+        create: Makes an empty database on the machine's server and returns its URL.
+    """
+    postgres = services["postgres"]
+    names = {postgres.environment["POSTGRES_DB"]}
+    for mount in postgres.mounts:
+        if mount.target == "/docker-entrypoint-initdb.d" and mount.source:
+            for script in sorted(Path(mount.source).glob("*.sql")):
+                names |= set(re.findall(r"(?im)^\s*CREATE DATABASE (\w+)", script.read_text()))
+    return {name: create() for name in sorted(names)}
+
+
+def container_paths(
+    services: Mapping[str, Service],
+    root: Path,
+    replaced: Mapping[str, Mapping[str, Path]] | None = None,
+) -> dict[str, dict[str, Path]]:
+    """Container path -> local path, per service: mounts and image files.
+
+    Args:
+        services: The resolved compose services.
+        root: Folder under which named volumes and tmpfs mounts get their local folders.
+        replaced: Per service, mount targets to serve from another local folder instead of the
+            mount's source (configurations rendered for loopback).
+    """
+    out: dict[str, dict[str, Path]] = {}
+    for name, service in services.items():
+        instead = (replaced or {}).get(name, {})
+        paths: dict[str, Path] = {}
+        for mount in service.mounts:
+            if mount.target in instead:
+                paths[mount.target] = instead[mount.target]
+            elif mount.kind == "bind":
+                assert mount.source is not None
+                paths[mount.target] = Path(mount.source)
+            elif mount.kind == "volume":
+                paths[mount.target] = root / "volumes" / str(mount.source)
+            else:
+                paths[mount.target] = root / "tmpfs" / name / mount.target.strip("/")
+        if service.built:
+            paths.update(IMAGE_FILES["mlplat"])
+        for path in paths.values():
+            if not path.suffix:
+                path.mkdir(parents=True, exist_ok=True)
+        out[name] = paths
+    return out
 
 
 def healthcheck_argv(test: list[str]) -> list[str]:

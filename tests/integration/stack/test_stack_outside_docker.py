@@ -9,7 +9,9 @@ Prometheus and Alertmanager configurations the containers mount are rendered for
 the renderers of :mod:`monitoring` (one-second intervals). Grafana is not packaged for Debian; its
 provisioning is checked in ``test_compose_file.py`` instead.
 
-The stack comes up in dependency order, each service waited for by its own healthcheck; then:
+The stack comes up in dependency order, each service waited for by its own healthcheck (MLflow
+with its basic-auth app, every component logging in as its own user: the users are made by the
+``mlflow-users`` one-shot; what each may do is pinned by ``test_mlflow_auth.py``); then:
 the trainer has registered a champion in MLflow on PostgreSQL, a second trainer run is a no-op,
 the service answers, Prometheus scrapes it, Alertmanager delivers to the controller and the relay,
 the ``make bad-canary`` job ships a canary the service serves and the controller judges, and the
@@ -45,10 +47,11 @@ from tests.integration.stack.compose import (
 )
 from tests.integration.stack.outside import (
     IMAGE_BINARIES,
-    IMAGE_FILES,
     Loopback,
     Stack,
+    container_paths,
     container_port,
+    fresh_databases,
     image_name,
     poll,
 )
@@ -58,7 +61,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MODEL_NAME = "credit-default"
 NOT_RUN_HERE = {"grafana"}
 """Services with no Debian package: their provisioning is checked statically instead."""
-START_DEADLINES_S = {"mlflow": 120.0, "trainer": 300.0, "serving": 120.0}
+START_DEADLINES_S = {"mlflow": 120.0, "mlflow-users": 120.0, "trainer": 300.0, "serving": 120.0}
 DEFAULT_DEADLINE_S = 60.0
 RENDERED_MOUNTS = {"prometheus": "/etc/prometheus", "alertmanager": "/etc/alertmanager"}
 
@@ -108,43 +111,6 @@ def _start_order(services: dict[str, Service]) -> list[str]:
         order.append(ready[0])
         del pending[ready[0]]
     return order
-
-
-def _databases(services: dict[str, Service], create: PostgresDatabaseFactory) -> dict[str, str]:
-    """Fresh databases for POSTGRES_DB and every CREATE DATABASE of the init script."""
-    postgres = services["postgres"]
-    names = {postgres.environment["POSTGRES_DB"]}
-    for mount in postgres.mounts:
-        if mount.target == "/docker-entrypoint-initdb.d" and mount.source:
-            for script in sorted(Path(mount.source).glob("*.sql")):
-                names |= set(re.findall(r"(?im)^\s*CREATE DATABASE (\w+)", script.read_text()))
-    return {name: create() for name in sorted(names)}
-
-
-def _paths(
-    services: dict[str, Service], root: Path, rendered: dict[str, Path]
-) -> dict[str, dict[str, Path]]:
-    """Container path -> local path, per service: mounts, rendered configs and image files."""
-    out: dict[str, dict[str, Path]] = {}
-    for name, service in services.items():
-        paths: dict[str, Path] = {}
-        for mount in service.mounts:
-            if RENDERED_MOUNTS.get(name) == mount.target:
-                paths[mount.target] = rendered[name]
-            elif mount.kind == "bind":
-                assert mount.source is not None
-                paths[mount.target] = Path(mount.source)
-            elif mount.kind == "volume":
-                paths[mount.target] = root / "volumes" / str(mount.source)
-            else:
-                paths[mount.target] = root / "tmpfs" / name / mount.target.strip("/")
-        if service.built:
-            paths.update(IMAGE_FILES["mlplat"])
-        for path in paths.values():
-            if not path.suffix:
-                path.mkdir(parents=True, exist_ok=True)
-        out[name] = paths
-    return out
 
 
 def _render_configs(root: Path, ports: dict[str, int], token_file: Path) -> dict[str, Path]:
@@ -218,7 +184,7 @@ def bring_up(
         for image, mapping in IMAGE_BINARIES.items()
     }
     services = resolved_services(compose, filled_env_file(root / "test.env"))
-    databases = _databases(services, create_database)
+    databases = fresh_databases(services, create_database)
     server_port = sa.engine.make_url(next(iter(databases.values()))).port or 5432
     ports = {
         name: server_port if name == "postgres" else free_port()
@@ -231,7 +197,11 @@ def bring_up(
         services,
         ports,
         databases,
-        _paths(services, root, rendered),
+        container_paths(
+            services,
+            root,
+            {name: {RENDERED_MOUNTS[name]: folder} for name, folder in rendered.items()},
+        ),
         {n: binaries.get(image_name(s.image), {}) for n, s in services.items()},
     )
     stack = Stack(loopback, root)
@@ -285,11 +255,14 @@ def test_each_service_passed_its_own_healthcheck_in_dependency_order(
 
 
 def test_trainer_registers_a_champion_in_mlflow_backed_by_postgresql(
-    running: RunningStack,
+    running: RunningStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The champion alias is set on the server, and the rows live in the PostgreSQL database."""
     from mlflow import MlflowClient
 
+    # The server wants a user: read as the service does.
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(key, running.services["serving"].environment[key])
     summary = _last_json(running.trainer_output)
     assert summary["ran"] is True
     assert summary["alias"] == "champion"
