@@ -158,6 +158,7 @@ class Reconciler:
         self._loading: dict[int, asyncio.Future[Predictor]] = {}
         self._tickets = itertools.count(1)
         self._applied = 0
+        self._heard = 0  # the newest poll whose outcome (answer or failure) is known
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -215,15 +216,25 @@ class Reconciler:
             return f"{stale}; last error: {self._error}" if self._error else stale
         return self._error
 
-    def _registry_failed(self, exc: Exception) -> None:
-        self._error = f"registry unavailable ({type(exc).__name__})"
-        logger.warning("reconcile: cannot read the registry: %s", exc)
+    def _registry_failed(self, exc: Exception, ticket: int) -> None:
+        if ticket < self._heard:
+            return  # a poll started before one that has already answered: old news
+        self._heard = ticket
+        error = f"registry unavailable ({type(exc).__name__})"
+        if error != self._error:  # once per outage, not once per poll
+            logger.warning("reconcile: cannot read the registry: %s", exc)
+        self._error = error
 
-    def _registry_answered(self) -> None:
-        self._error = None
+    def _registry_answered(self, ticket: int) -> None:
         self._fresh_since = time.monotonic()
         self.last_success_at = now()
         self.metrics.set_registry_success(self.last_success_at.timestamp())
+        if ticket < self._heard:
+            return
+        self._heard = ticket
+        if self._error is not None:
+            logger.info("reconcile: the registry answers again")
+        self._error = None
 
     # --- one reconciliation ------------------------------------------------------------------
     async def reconcile(self, *, force: bool = False) -> ReconcileResult:
@@ -237,9 +248,9 @@ class Reconciler:
             desired = await asyncio.to_thread(self.source.desired)
         except Exception as exc:
             # Keep serving what we have: a registry outage must not become a serving outage.
-            self._registry_failed(exc)
+            self._registry_failed(exc, ticket)
             return ReconcileResult(False, False, self.holder.current, self.registry_error)
-        self._registry_answered()
+        self._registry_answered(ticket)
         target = _target(desired, self.max_canary_weight)
         fresh: dict[int, tuple[Predictor, datetime]] = {}
         roles: tuple[tuple[Variant, int | None], ...] = (
