@@ -193,7 +193,7 @@ def test_a_live_move_whose_event_cannot_be_closed_says_what_is_live(local: Local
 def test_the_cli_reports_a_live_but_unrecorded_promote_without_a_bare_error(
     local: LocalStores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``mlplat deploy promote`` exits 0 and says the move is live, not "Error: …"."""
+    """``deploy promote`` exits 0 saying the move is live; ``deploy reconcile`` records it."""
     from ci.cli import deploy
 
     v1, v2 = local.register(), local.register()
@@ -201,10 +201,13 @@ def test_the_cli_reports_a_live_but_unrecorded_promote_without_a_bare_error(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", str(local.client.tracking_uri))
     monkeypatch.setenv("MLPLAT_EVENTS_URL", local.events_url)
     monkeypatch.setenv("MLPLAT_MODEL_NAME", local.model)
+    working = EventStore.mark_applied
     monkeypatch.setattr(EventStore, "mark_applied", EventDatabaseDownAfterTheMove.mark_applied)
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(deploy, ["promote", "--version", str(v2), "--reason", "ok"])
+        monkeypatch.setattr(EventStore, "mark_applied", working)  # the database is back
+        repaired = CliRunner().invoke(deploy, ["reconcile"])
     finally:
         get_settings.cache_clear()
 
@@ -212,6 +215,9 @@ def test_the_cli_reports_a_live_but_unrecorded_promote_without_a_bare_error(
     assert "Error" not in result.output
     assert "done, not yet recorded: promote of" in result.output
     assert "this is live in MLflow" in result.output
+    assert repaired.exit_code == 0, repaired.output
+    assert f"promote champion {v1}->{v2} [applied]" in repaired.output
+    assert local.events.pending(local.model) == []
 
 
 class RetriedCreateClient:
