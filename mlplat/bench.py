@@ -171,3 +171,48 @@ def bench_store(out: Path, sizes: str, postgres_url: str, sqlite_only: bool) -> 
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(result))
     click.echo(f"→ {out}")
+
+
+@bench.command("registry-race")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--backend", type=click.Choice(["sqlite", "postgres"]), required=True)
+@click.option("--rounds", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option("--workers", type=click.IntRange(2, 16), default=4, show_default=True)
+@click.option(
+    "--max-stall", type=click.FloatRange(0.0, 5.0), default=0.02, show_default=True,
+    help="Upper bound (s) of the random stall injected at every step of every move.",
+)  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the move draws.")
+@click.option(
+    "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    envvar="MLPLAT_BENCH_POSTGRES_URL", show_default=True,
+    help="postgres backend: admin URL (scratch databases are created and dropped).",
+)  # fmt: skip
+def bench_registry_race(
+    out: Path,
+    backend: str,
+    rounds: int,
+    workers: int,
+    max_stall: float,
+    seed: int,
+    postgres_url: str,
+) -> None:
+    """Processes racing alias moves with injected stalls: divergences between MLflow and the log."""
+    from registry.race import run_race_benchmark
+
+    result = run_race_benchmark(
+        backend,
+        rounds,
+        workers=workers,
+        max_stall_s=max_stall,
+        seed=seed,
+        postgres_url=postgres_url,
+    )
+    result["command"] = f"mlplat bench registry-race --backend {backend} --rounds {rounds} " + (
+        f"--workers {workers} --max-stall {max_stall:g} --seed {seed} --out {out}"
+    )
+    write_json_atomic(result, out)
+    click.echo(
+        f"registry-race [{backend}]: {result['divergence_count']} divergences in {rounds} rounds "
+        f"of {workers} racing processes (round p50 {result['round_seconds_p50']}s) → {out}"
+    )
