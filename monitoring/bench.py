@@ -20,7 +20,8 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,15 @@ import numpy as np
 import scipy
 from scipy import integrate, special, stats
 
-from monitoring.judge import JudgeConfig, VerdictCode
-from monitoring.peers import ArgoAnalysisTemplate, ArgoMetric
+from monitoring.judge import JudgeConfig, SignalName, VerdictCode
 from monitoring.sequential import mixture_radius
 from monitoring.simulation import (
-    ArgoBatchJudge,
     BatchJudge,
     JudgeOutcome,
     Scenario,
     SimulationParams,
-    champion_p95_as_prometheus_reports,
+    Traffic,
+    argo_judge,
     default_judges,
     run_simulation,
 )
@@ -50,7 +50,18 @@ OURS, PEERS = "ours", ("argo", "kayenta")
 # The regressions every judge monitors: the comparison of detection times is made on these.
 COMPARABLE = ("error+1pt", "error+3pt", "latency x1.5")
 GOAL_FALSE_ROLLBACK = 0.01
-GOAL_DETECTION_3PT = 0.95
+GOAL_PAUSE = 0.01
+GOAL_DETECTION_NEW = 0.90
+# The first edition's figures (bench-results/judge.json before the judge issue): detection rate
+# and median windows to detect, which this edition must not make worse.
+PREVIOUS_DETECTION = {
+    "error+1pt": (0.999, 7.0),
+    "error+3pt": (1.0, 2.0),
+    "latency x1.5": (1.0, 1.0),
+}
+# Binomial noise allowed below a previous detection rate of ~100 % at 1,000 canaries.
+_DETECTION_SLACK = 0.005
+NEW_REGRESSIONS = ("tail-only", "slice-only: +3 pt")
 
 
 class BenchmarkError(ValueError):
@@ -123,20 +134,20 @@ def _binormal_log_loss(auc: float, default_rate: float) -> tuple[float, float]:
     return mean, math.sqrt(max(moment(2) - mean * mean, 0.0))
 
 
-def _labels_needed(
-    params: SimulationParams, scenario: Scenario, config: JudgeConfig
-) -> dict[str, Any]:
+def _labels_needed(scenario: Scenario, config: JudgeConfig) -> dict[str, Any]:
     """Labelled canary predictions the quality signal needs to roll this scenario back.
 
     The smallest canary sample at which the expected estimate's anytime-valid lower bound clears
     the floor (champion labels in proportion to traffic), from the binormal model's exact loss
     moments.
     """
-    mean0, sd0 = _binormal_log_loss(params.champion_auc, params.default_rate)
-    mean1, sd1 = _binormal_log_loss(params.champion_auc + scenario.auc_change, params.default_rate)
+    t = scenario.traffic
+    mean0, sd0 = _binormal_log_loss(t.champion_auc, t.default_rate)
+    mean1, sd1 = _binormal_log_loss(t.champion_auc + scenario.auc_change, t.default_rate)
     effect = mean1 - mean0
-    ratio = (1.0 - params.canary_weight) / params.canary_weight
-    alpha = config.alpha_rollback / len(config.rollback_signals)
+    weight = t.canary_weight[-1]
+    ratio = (1.0 - weight) / weight
+    alpha = config.rollback_alpha(len(t.slices))[SignalName.QUALITY]
     needed: int | None = None
     if effect > config.quality_floor:
         low, high = 1.0, 1e9
@@ -148,7 +159,7 @@ def _labels_needed(
             )
             low, high = (mid, high) if effect - radius <= config.quality_floor else (low, mid)
         needed = math.ceil(high)
-    labels_per_window = params.requests_per_window * params.canary_weight * params.label_fraction
+    labels_per_window = t.requests_per_window * weight * t.label_fraction
     return {
         "log_loss_increase": effect,
         "per_row_sd": sd1,
@@ -156,75 +167,88 @@ def _labels_needed(
         "labelled_canary_predictions_per_window": labels_per_window,
         "windows_needed": None
         if needed is None
-        else math.ceil(needed / labels_per_window) + params.label_lag_windows,
+        else math.ceil(needed / labels_per_window) + max(t.label_lags),
     }
 
 
 def _argo_sensitivity(params: SimulationParams) -> list[BatchJudge]:
     """Argo with ``failureLimit: 1``: faster to fail, and to fail wrongly."""
-    p95_limit = round(1.2 * champion_p95_as_prometheus_reports(params), 4)
-    template = ArgoAnalysisTemplate(
-        metrics=(
-            ArgoMetric(name="error-rate", success_condition="result < 0.02", failure_limit=1),
-            ArgoMetric(
-                name="latency-p95", success_condition=f"result < {p95_limit}", failure_limit=1
-            ),
-        ),
-        count=params.windows,
-    )
-    return [ArgoBatchJudge(template, name="argo[failureLimit=1]")]
+    return [argo_judge(params, failure_limit=1, name="argo[failureLimit=1]")]
 
 
-def _goals(table: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+def _goals(
+    table: Mapping[str, Mapping[str, Mapping[str, Any]]], scenarios: Sequence[Scenario]
+) -> dict[str, Any]:
     ours = table[OURS]
-    null = ours["null"]
-    false_ok = null["rollback_rate"] <= GOAL_FALSE_ROLLBACK
-    detection = ours["error+3pt"]["rollback_rate"]
+    healthy = [s.name for s in scenarios if not s.regression and not s.extra]
+    per_healthy = {
+        name: {
+            "rollback_rate": ours[name]["rollback_rate"],
+            "pause_rate": ours[name]["inconclusive_rate"],
+            "met": ours[name]["rollback_rate"] <= GOAL_FALSE_ROLLBACK
+            and ours[name]["inconclusive_rate"] <= GOAL_PAUSE,
+        }
+        for name in healthy
+    }
+    new = [s.name for s in scenarios if s.name.startswith(NEW_REGRESSIONS)]
+    per_new = {
+        name: {
+            "detection_rate": ours[name]["rollback_rate"],
+            "met": ours[name]["rollback_rate"] >= GOAL_DETECTION_NEW,
+        }
+        for name in new
+    }
+    per_previous = {}
+    for name, (rate, median) in PREVIOUS_DETECTION.items():
+        if name not in ours:
+            continue
+        now_rate, now_median = ours[name]["rollback_rate"], ours[name]["median_windows_to_rollback"]
+        per_previous[name] = {
+            "previous": {"detection_rate": rate, "median_windows": median},
+            "now": {"detection_rate": now_rate, "median_windows": now_median},
+            "met": now_rate >= rate - _DETECTION_SLACK
+            and now_median is not None
+            and now_median <= median,
+        }
     by_peer: dict[str, Any] = {}
     for peer in PEERS:
+        if peer not in table:
+            continue
         theirs = table[peer]
-        fewer_false = null["rollback_rate"] < theirs["null"]["rollback_rate"]
+        fewer_false = all(ours[n]["rollback_rate"] <= theirs[n]["rollback_rate"] for n in healthy)
         timing: dict[str, Any] = {}
         for scenario in COMPARABLE:
-            mine, other = (
-                ours[scenario]["median_windows_to_rollback"],
-                theirs[scenario]["median_windows_to_rollback"],
-            )
-            not_slower = mine is not None and (other is None or mine <= other)
+            if scenario not in ours:
+                continue
+            mine = ours[scenario]["median_windows_to_rollback"]
+            other = theirs[scenario]["median_windows_to_rollback"]
             timing[scenario] = {
                 "ours_median": mine,
                 "peer_median": other,
-                "ours_detection_rate": ours[scenario]["rollback_rate"],
-                "peer_detection_rate": theirs[scenario]["rollback_rate"],
-                "not_slower": not_slower,
+                "not_slower": mine is not None and (other is None or mine <= other),
             }
         by_peer[peer] = {
-            "false_rollback": {
-                "ours": null["rollback_rate"],
-                "peer": theirs["null"]["rollback_rate"],
-                "lower": fewer_false,
-            },
+            "false_rollbacks_not_more_on_any_healthy_scenario": fewer_false,
             "median_windows_to_detect": timing,
             "met": fewer_false and all(t["not_slower"] for t in timing.values()),
         }
     return {
-        "false_rollbacks_at_most_1pct": {
-            "met": false_ok,
-            "goal": GOAL_FALSE_ROLLBACK,
-            "ours": null["rollback_rate"],
-            "ours_95ci": null["rollback_rate_95ci"],
+        "healthy_canaries_false_rollbacks_and_pauses_at_most_1pct": {
+            "met": all(v["met"] for v in per_healthy.values()),
+            "goal": {"rollback_rate": GOAL_FALSE_ROLLBACK, "pause_rate": GOAL_PAUSE},
+            "by_scenario": per_healthy,
         },
-        "detects_error_3pt_at_least_95pct": {
-            "met": detection >= GOAL_DETECTION_3PT,
-            "goal": GOAL_DETECTION_3PT,
-            "ours": detection,
-            "ours_95ci": ours["error+3pt"]["rollback_rate_95ci"],
+        "tail_and_slice_regressions_detected_at_least_90pct": {
+            "met": bool(per_new) and all(v["met"] for v in per_new.values()),
+            "goal": GOAL_DETECTION_NEW,
+            "by_scenario": per_new,
         },
-        "fewer_false_rollbacks_than_peers_no_slower": {
+        "previous_detection_no_worse": {
+            "met": all(v["met"] for v in per_previous.values()),
+            "by_scenario": per_previous,
+        },
+        "no_more_false_rollbacks_than_peers_no_slower": {
             "met": all(p["met"] for p in by_peer.values()),
-            "rule": "ours has a lower null rollback rate than the peer, and on each comparable "
-            "scenario a median time to detect no longer than the peer's (a peer that detects "
-            "fewer than half the canaries has no median)",
             "comparable_scenarios": list(COMPARABLE),
             "by_peer": by_peer,
         },
@@ -244,30 +268,41 @@ def _write_atomically(path: Path, payload: Mapping[str, Any]) -> None:
         raise
 
 
+def _scenario_dict(scenario: Scenario) -> dict[str, Any]:
+    """The scenario's settings, with only the traffic fields that differ from the default."""
+    fields = asdict(scenario)
+    traffic = fields.pop("traffic")
+    default = asdict(Traffic())
+    fields["traffic"] = {k: v for k, v in traffic.items() if default[k] != v}
+    fields.pop("name")
+    return fields
+
+
 def run_judge_benchmark(
-    out: Path, *, runs: int = 1000, windows: int = 30, seed: int = 20240917
+    out: Path,
+    *,
+    runs: int = 1000,
+    seed: int = 20240917,
+    params: SimulationParams | None = None,
 ) -> dict[str, Any]:
     """Run the judge benchmark and write its figures to ``out`` (JSON, written atomically).
 
     Args:
         out: Where to write the JSON (parent directories are created).
         runs: Simulated canaries per scenario (each judged by every judge).
-        windows: Windows per canary; every judge is checked after each.
         seed: Seed of the simulation.
+        params: Every simulation parameter (then ``runs`` and ``seed`` are ignored); the
+            default is :class:`~monitoring.simulation.SimulationParams` with ``runs`` and ``seed``.
 
     Returns:
         The figures written.
 
     Raises:
-        BenchmarkError: ``runs`` or ``windows`` out of range.
+        BenchmarkError: ``runs`` out of range.
     """
-    if runs < 10:
-        raise BenchmarkError(f"runs must be >= 10 to estimate rates, got {runs}")
-    if windows < 3:
-        raise BenchmarkError(
-            f"windows must be >= 3 (the judge's minimum before promotion), got {windows}"
-        )
-    params = SimulationParams(seed=seed, runs=runs, windows=windows)
+    params = params or SimulationParams(seed=seed, runs=runs)
+    if params.runs < 10:
+        raise BenchmarkError(f"runs must be >= 10 to estimate rates, got {params.runs}")
     judges = default_judges(params)
     sensitivity = _argo_sensitivity(params)
     started = time.perf_counter()
@@ -279,10 +314,8 @@ def run_judge_benchmark(
         for judge, by_scenario in outcomes.items()
     }
     main = {j.name: table[j.name] for j in judges}
-    ours_config = JudgeConfig(max_windows=windows)
-    quality = {
-        s.name: _labels_needed(params, s, ours_config) for s in params.scenarios if s.auc_change < 0
-    }
+    ours_config = JudgeConfig()
+    quality = {s.name: _labels_needed(s, ours_config) for s in params.scenarios if s.auc_change < 0}
     result: dict[str, Any] = {
         "benchmark": "judge",
         "command": COMMAND,
@@ -298,7 +331,11 @@ def run_judge_benchmark(
         "parameters": params.to_dict(),
         "judges": {j.name: j.settings() for j in judges},
         "results": main,
-        "goals": _goals(main),
+        "scenarios": {
+            s.name: {"healthy": not s.regression, "extra": s.extra, **_scenario_dict(s)}
+            for s in params.scenarios
+        },
+        "goals": _goals(main, params.scenarios),
         "quality_labels_needed": quality,
         "sensitivity": {
             "argo[failureLimit=1]": {
@@ -308,15 +345,20 @@ def run_judge_benchmark(
         },
         "notes": [
             "Every judge is checked after every window; a canary's first terminal verdict ends it.",
-            "rollback_rate is the false rollback rate in the null scenarios and the detection "
-            "rate in the regressions; median/p90 windows to rollback count undetected canaries "
-            "as never detected.",
+            "One window is one minute of traffic (the controller's judge_window_seconds). Ours "
+            "acts through the controller's rules: no promotion before 15 windows and 1,000 canary "
+            "requests, the circuit breaker (>= 50% canary errors over >= 50 requests in a "
+            "window) rolls back without the judge; it may extend a canary up to "
+            "max_windows * extension_factor windows. The peers run peer_windows windows.",
+            "rollback_rate is the false rollback rate in the healthy scenarios and the detection "
+            "rate in the regressions; inconclusive_rate is the share of canaries paused (a person "
+            "paged); median/p90 windows to rollback count undetected canaries as never detected.",
             "The peers monitor error rate and p95 latency, the metrics their documentation's "
             "examples use; delayed-label quality is not among them, so their quality rows are "
             "what those metrics see.",
             "Kayenta compares the canary with a canary-sized baseline (a random share of the "
             "champion's traffic), as its documentation requires; Argo reads the canary alone.",
-            "null+load and quality -0.10 AUC are extra scenarios, not used by the goals.",
+            "Scenarios marked extra are reported, not used by the goals.",
             "quality_labels_needed: how many labelled canary predictions the quality signal "
             "would need to roll each quality scenario back, from the binormal model's exact "
             "log-loss moments.",
@@ -337,8 +379,8 @@ def _windows(value: float | None) -> str:
 def format_table(result: Mapping[str, Any]) -> str:
     """A plain-text table of a benchmark result, one row per scenario and judge."""
     header = (
-        f"{'scenario':<19} {'judge':<8} {'rollback':>9} {'95% CI':>15} {'median':>6} "
-        f"{'p90':>4} {'promote':>8} {'paused':>7}"
+        f"{'scenario':<42} {'judge':<8} {'rollback':>9} {'median':>6} {'p90':>4} "
+        f"{'promote':>8} {'paused':>7} {'open':>6}"
     )
     lines = [header, "-" * len(header)]
     results: Mapping[str, Mapping[str, Mapping[str, Any]]] = result["results"]
@@ -346,27 +388,18 @@ def format_table(result: Mapping[str, Any]) -> str:
     for scenario in scenarios:
         for judge, by_scenario in results.items():
             row = by_scenario[scenario]
-            low, high = row["rollback_rate_95ci"]
             lines.append(
-                f"{scenario:<19} {judge:<8} {_pct(row['rollback_rate']):>9} "
-                f"{_pct(low) + '-' + _pct(high):>15} "
+                f"{scenario[:42]:<42} {judge:<8} {_pct(row['rollback_rate']):>9} "
                 f"{_windows(row['median_windows_to_rollback']):>6} "
                 f"{_windows(row['p90_windows_to_rollback']):>4} {_pct(row['promote_rate']):>8} "
-                f"{_pct(row['inconclusive_rate']):>7}"
+                f"{_pct(row['inconclusive_rate']):>7} {_pct(row['undecided_rate']):>6}"
             )
-    goals = result["goals"]
     lines.append("")
-    lines.append(
-        "goals: false rollbacks <= 1%: {}; error+3pt detection >= 95%: {}; fewer false rollbacks "
-        "than both peers, no slower: {}".format(
-            "met" if goals["false_rollbacks_at_most_1pct"]["met"] else "NOT met",
-            "met" if goals["detects_error_3pt_at_least_95pct"]["met"] else "NOT met",
-            "met" if goals["fewer_false_rollbacks_than_peers_no_slower"]["met"] else "NOT met",
-        )
-    )
+    for name, goal in result["goals"].items():
+        lines.append(f"goal {name.replace('_', ' ')}: {'met' if goal['met'] else 'NOT met'}")
     params, machine = result["parameters"], result["machine"]
     lines.append(
-        f"{params['runs']} canaries per scenario, {params['windows']} windows each; "
-        f"wall time {result['wall_time_s']} s on {machine['cpu_count']} CPUs"
+        f"{params['runs']} canaries per scenario, up to {params['windows']} one-minute windows "
+        f"each; wall time {result['wall_time_s']} s on {machine['cpu_count']} CPUs"
     )
     return "\n".join(lines)

@@ -1,53 +1,64 @@
 """The canary judge: continue, promote, roll back, or stop and page a human.
 
-The controller calls :meth:`CanaryJudge.evaluate` after every window with *cumulative* data for
-the champion and the canary, both serving the same traffic at the same time. Four signals are
-compared, each with a minimum sample and effect-size thresholds:
+The controller calls :meth:`CanaryJudge.evaluate` after every window (and at once when an alert
+asks for a look) with everything known about the champion and the canary since the canary
+started. Each signal compares canary with champion on the *same* traffic period:
 
-========================  ===================================  ===============================
-signal                    statistic (canary - champion)        method
-========================  ===================================  ===============================
-``error_rate``            difference of error rates            anytime-valid CS (proportions)
-``latency``               ratio of geometric-mean latencies    anytime-valid CS (mean of logs)
-``quality``               difference of mean per-row log loss  anytime-valid CS (means)
-                          on delayed labels (or Brier)
-``prediction_distribution``  PSI of the score histograms       guardrail, alpha spent per look
-========================  ===================================  ===============================
+=======================  =========================================  ==============================
+signal                   statistic (canary - champion)              method
+=======================  =========================================  ==============================
+``error_rate``           difference of server-error rates           anytime-valid CS (rates)
+``latency``              ratio of geometric-mean latencies          anytime-valid CS (mean of logs)
+``latency_tail``         difference of the shares slower than the   anytime-valid CS (rates)
+                         champion's tail quantile (p99)
+``quality``              difference of mean per-row log loss        anytime-valid CS (means)
+                         on delayed labels
+``slice_error_rate``     ``error_rate`` within each traffic slice    one CS per slice
+``slice_quality``        ``quality`` within each traffic slice       one CS per slice
+``prediction_distribution``  PSI of the score histograms           guardrail, alpha spent per look
+=======================  =========================================  ==============================
+
+Every comparison is **time-matched** and **cluster-robust** (:mod:`monitoring.evidence`): the
+variants are compared only within the same windows, so a platform-wide drift during a weight
+ramp cancels, and the variance is estimated over routing-key groups, so customers whose requests
+are correlated (and routed to one variant, sticky) do not pass for independent evidence.
 
 Each comparison has two effect sizes. The **floor** is the smallest regression worth a rollback:
-the judge rolls back only when the anytime-valid lower bound of the regression clears it. The
-**margin** is the largest regression a promotion may accept: a signal is *not worse* when the
-anytime-valid upper bound is below it. Between the two the judge keeps watching. The bounds come
-from :mod:`monitoring.sequential` and stay valid however often the judge is asked, so checking
-after every window does not inflate false rollbacks: a canary within every floor is rolled back
-with probability at most ``alpha_rollback`` over its whole life (split evenly across the signals
-that can roll back), and a canary beyond a margin is promoted with probability at most
-``alpha_promote`` (an intersection-union test needs no split).
+the judge rolls back only when the anytime-valid lower bound clears it. The **margin** is the
+largest regression a promotion may accept: a signal is *not worse* when the anytime-valid upper
+bound is below it. The bounds come from :mod:`monitoring.sequential` and stay valid however often
+the judge looks, so a canary within every floor is rolled back with probability at most
+``alpha_rollback`` over its whole life. That budget is split evenly across every test that can
+roll back — four whole-traffic signals plus two per slice — and a canary beyond a margin is
+promoted with probability at most ``alpha_promote`` (an intersection-union test needs no split).
+
+The error-rate margin is relative *and* absolute: ``max(error_rate_margin_min,
+min(error_rate_margin, error_rate_relative_margin * champion rate))``. At a 1 % champion it is
+half a point; against a champion with no errors it is 0.05 points, so a canary that brings new
+errors to a clean service is never promoted (and is rolled back once its errors clear the floor).
 
 Verdict rules, in order of precedence:
 
 1. **ROLLBACK** when any signal that may roll back is confidently worse than its floor —
-   unless the only harm is latency and quality is confidently *better* than its margin: that is
-   a trade-off a person should make (rule 2).
-2. **INCONCLUSIVE** (pause the canary, page a human) when signals disagree in a way rules can't
-   settle: latency worse but quality better, or the prediction distribution moved beyond its
-   guardrail while nothing shows harm (a model that ranks the same traffic very differently is
-   either an intended change or a broken feature; only a person knows which).
-3. **PROMOTE** when every signal required for promotion is *not worse* than its margin, no signal
-   is worse, and the minimum duration has passed. Quality is not required by default: with
-   delayed, partial labels it rarely has the sample to prove a small margin within a canary's
-   life (the simulation benchmark shows how many labels it would need), so it acts as a tripwire
-   for gross regressions, and the offline evaluation gate guards small ones.
-4. **INCONCLUSIVE** when the maximum duration is reached without a decision.
+   unless the only harm is latency and quality is confidently *better*: that trade-off is a
+   person's (rule 2).
+2. **INCONCLUSIVE** (pause, page a human) when signals disagree in a way rules cannot settle:
+   slower but better, or the prediction distribution moved beyond its guardrail with no harm
+   shown (an intended change or a broken feature; only a person knows which).
+3. **PROMOTE** when every signal required for promotion — error rate, latency, its tail, every
+   slice with at least ``slice_min_share`` of the canary's traffic, the prediction distribution,
+   and quality if ``quality_required_for_promotion`` — is *not worse* than its margin, none is
+   worse, and ``min_windows_before_promote`` windows have passed. A signal whose data is not
+   collected at all (``not_collected``) does not block, and says so. Quality is not required by
+   default: with delayed, partial labels it rarely has the sample to prove a small margin, so it
+   is a tripwire for gross regressions and the offline gate guards small ones.
+4. **Slow evidence extends the canary; stuck evidence pages.** At ``max_windows`` an undecided
+   canary keeps running quietly when every open signal is *on course* — its upper bound, at the
+   information the canary will have by ``max_windows * extension_factor`` windows, would be
+   below the margin (a slice: it will reach its minimum sample). Otherwise, or at that hard cap,
+   the verdict is **INCONCLUSIVE** and names the signal that cannot settle (an estimate sitting
+   between floor and margin will not be decided by more of the same traffic).
 5. **CONTINUE** otherwise (including while minimum samples are not reached).
-
-The prediction-distribution guardrail: PSI between the champion's and canary's score histograms
-on the same traffic, after merging bins thinner than 5 % of the champion's mass. An unchanged
-canary's PSI is noise of size ``(1/n1 + 1/n0) chi2(df)``; the guardrail fires only when PSI
-exceeds ``psi_floor`` *plus* that noise's ``1 - alpha_k`` quantile, with ``alpha_k = psi_alpha /
-(k (k + 1))`` at window ``k``, so over any number of windows it fires on noise with probability
-at most ``psi_alpha``. The default floor 0.2 sits above the 0.1-0.25 band a routine retrain
-usually shows, so only a large change in behaviour pauses the canary.
 
 Everything is computed on arrays with a leading batch axis (:meth:`CanaryJudge.decide`), so the
 simulation benchmark judges a thousand canaries with the very code the controller runs on one.
@@ -56,7 +67,7 @@ simulation benchmark judges a thousand canaries with the very code the controlle
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Literal, Self
@@ -65,10 +76,25 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from monitoring.evidence import (
+    CanaryEvidence,
+    MeanEvidence,
+    ScoreEvidence,
+    mean_sequence,
+    proportion_sequence,
+)
+from monitoring.observation import (
+    CanaryObservation,
+    JudgeInputError,
+    LatencySummary,
+    LossSummary,
+    ScoreHistogram,
+    VariantWindow,
+    observation_evidence,
+)
 from monitoring.sequential import (
     DifferenceSequence,
-    difference_of_means,
-    difference_of_proportions,
+    mixture_radius,
     population_stability_index,
     psi_noise_allowance,
     spent_alpha,
@@ -77,6 +103,8 @@ from monitoring.sequential import (
 __all__ = [
     "DECISION_BY_CODE",
     "VERDICT_BY_CODE",
+    "BatchJudgement",
+    "CanaryEvidence",
     "CanaryJudge",
     "CanaryObservation",
     "Decision",
@@ -86,27 +114,18 @@ __all__ = [
     "JudgeResult",
     "LatencySummary",
     "LossSummary",
-    "Moments",
     "ScoreHistogram",
     "SignalArrays",
     "SignalName",
     "SignalResult",
-    "VariantStats",
     "VariantWindow",
     "Verdict",
     "VerdictCode",
-    "BatchJudgement",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-# Scores are clipped before log loss: a confident wrong answer costs a lot, not infinity.
-_LOG_LOSS_EPS = 1e-6
-
-
-class JudgeInputError(ValueError):
-    """Input the judge cannot use; the message names the field and the rule it breaks."""
+BoolArray = npt.NDArray[np.bool_]
 
 
 class Verdict(StrEnum):
@@ -143,6 +162,7 @@ class Decision(StrEnum):
     NOT_WORSE = "not_worse"
     BETTER = "better"
     WORSE = "worse"
+    NOT_COLLECTED = "not_collected"
 
 
 class DecisionCode(IntEnum):
@@ -153,15 +173,10 @@ class DecisionCode(IntEnum):
     NOT_WORSE = 2
     BETTER = 3
     WORSE = 4
+    NOT_COLLECTED = 5
 
 
-DECISION_BY_CODE: dict[int, Decision] = {
-    DecisionCode.INSUFFICIENT: Decision.INSUFFICIENT,
-    DecisionCode.UNDECIDED: Decision.UNDECIDED,
-    DecisionCode.NOT_WORSE: Decision.NOT_WORSE,
-    DecisionCode.BETTER: Decision.BETTER,
-    DecisionCode.WORSE: Decision.WORSE,
-}
+DECISION_BY_CODE: dict[int, Decision] = {code.value: Decision[code.name] for code in DecisionCode}
 
 
 class SignalName(StrEnum):
@@ -169,8 +184,14 @@ class SignalName(StrEnum):
 
     ERROR_RATE = "error_rate"
     LATENCY = "latency"
+    LATENCY_TAIL = "latency_tail"
     QUALITY = "quality"
+    SLICE_ERROR_RATE = "slice_error_rate"
+    SLICE_QUALITY = "slice_quality"
     PREDICTIONS = "prediction_distribution"
+
+
+_SLICE_SIGNALS = (SignalName.SLICE_ERROR_RATE, SignalName.SLICE_QUALITY)
 
 
 class JudgeConfig(BaseModel):
@@ -178,27 +199,48 @@ class JudgeConfig(BaseModel):
 
     Attributes:
         alpha_rollback: Probability, over the canary's whole life, of rolling back a canary that
-            is within every floor (split evenly across the signals that may roll back).
+            is within every floor (split evenly across the tests that may roll back).
         alpha_promote: Probability of promoting a canary that is beyond a margin.
         error_rate_floor: Error-rate increase (absolute, 0.001 = 0.1 point) worth a rollback.
-        error_rate_margin: Largest error-rate increase a promotion accepts.
+        error_rate_margin: Largest error-rate increase a promotion accepts, at most.
+        error_rate_relative_margin: The margin as a share of the champion's rate (0.5 = +50 %),
+            when that is smaller than ``error_rate_margin``.
+        error_rate_margin_min: The margin never goes below this (a champion with no errors).
         error_rate_min_requests: Requests each variant needs before the error rate is judged.
         error_rate_mixture_scale: Rate difference where the confidence sequence is tightest.
         latency_ratio_floor: Geometric-mean latency ratio (canary / champion) worth a rollback.
         latency_ratio_margin: Largest latency ratio a promotion accepts.
         latency_min_samples: Latency observations each variant needs before latency is judged.
         latency_mixture_scale: Log-ratio where the latency sequence is tightest.
-        quality_floor: Increase in mean per-row loss (nats of log loss, or Brier) worth a rollback.
+        tail_quantile: The champion quantile whose exceedances the tail signal counts.
+        tail_floor: Increase of the share above that quantile worth a rollback (0.005 = half a
+            point: at p99, 1.5 times the champion's tail).
+        tail_margin: Largest increase of that share a promotion accepts.
+        tail_min_samples: Latency observations each variant needs before the tail is judged.
+        tail_mixture_scale: Share difference where the tail sequence is tightest.
+        quality_floor: Increase in mean per-row loss (nats of log loss) worth a rollback.
         quality_margin: Largest loss increase a promotion accepts.
         quality_min_labels: Labelled predictions each variant needs before quality is judged.
         quality_mixture_scale: Loss difference where the quality sequence is tightest.
         quality_required_for_promotion: Whether promotion waits for quality to prove its margin.
+        slice_error_rate_floor: Error-rate increase within a slice worth a rollback.
+        slice_error_rate_margin: Largest error-rate increase within a slice a promotion accepts.
+        slice_min_requests: Requests each variant needs in a slice before it is judged.
+        slice_min_share: Slices with at least this share of the canary's requests must be shown
+            not worse before a promotion; thinner slices are checked for rollback only.
+        slice_quality_floor: Loss increase within a slice worth a rollback.
+        slice_quality_margin: Loss increase within a slice reported as not worse.
+        slice_min_labels: Labelled predictions each variant needs in a slice.
+        slice_mixture_scale: Difference where the slice sequences are tightest.
         psi_floor: PSI between the score distributions that the guardrail tolerates.
         psi_alpha: Probability, over all windows, that the guardrail fires on an unchanged canary.
         psi_min_samples: Scores each variant needs before the guardrail is checked.
         prediction_shift_action: ``"pause"`` (INCONCLUSIVE, page a human) or ``"rollback"``.
+        rollback_alpha_shares: How ``alpha_rollback`` is split between the signals (weights
+            per signal name; see :meth:`rollback_alpha`).
         min_windows_before_promote: Windows that must pass before a promotion.
-        max_windows: Windows after which an undecided canary is INCONCLUSIVE.
+        max_windows: Windows after which an undecided canary pages, unless it is on course.
+        extension_factor: An on-course canary runs up to ``max_windows * extension_factor``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -208,6 +250,8 @@ class JudgeConfig(BaseModel):
 
     error_rate_floor: float = Field(0.001, ge=0.0, lt=1.0)
     error_rate_margin: float = Field(0.005, gt=0.0, lt=1.0)
+    error_rate_relative_margin: float = Field(0.5, gt=0.0)
+    error_rate_margin_min: float = Field(0.0005, gt=0.0, lt=1.0)
     error_rate_min_requests: int = Field(400, ge=1)
     error_rate_mixture_scale: float = Field(0.01, gt=0.0)
 
@@ -216,19 +260,47 @@ class JudgeConfig(BaseModel):
     latency_min_samples: int = Field(100, ge=2)
     latency_mixture_scale: float = Field(0.2, gt=0.0)
 
+    tail_quantile: float = Field(0.99, gt=0.5, lt=1.0)
+    tail_floor: float = Field(0.005, ge=0.0, lt=1.0)
+    tail_margin: float = Field(0.01, gt=0.0, lt=1.0)
+    tail_min_samples: int = Field(400, ge=1)
+    tail_mixture_scale: float = Field(0.01, gt=0.0)
+
     quality_floor: float = Field(0.002, ge=0.0)
     quality_margin: float = Field(0.005, gt=0.0)
     quality_min_labels: int = Field(200, ge=2)
     quality_mixture_scale: float = Field(0.01, gt=0.0)
     quality_required_for_promotion: bool = False
 
+    slice_error_rate_floor: float = Field(0.005, ge=0.0, lt=1.0)
+    slice_error_rate_margin: float = Field(0.02, gt=0.0, lt=1.0)
+    slice_min_requests: int = Field(200, ge=1)
+    slice_min_share: float = Field(0.05, ge=0.0, le=1.0)
+    slice_quality_floor: float = Field(0.02, ge=0.0)
+    slice_quality_margin: float = Field(0.05, gt=0.0)
+    slice_min_labels: int = Field(100, ge=2)
+    slice_mixture_scale: float = Field(0.02, gt=0.0)
+
     psi_floor: float = Field(0.2, gt=0.0)
-    psi_alpha: float = Field(0.01, gt=0.0, lt=0.5)
+    psi_alpha: float = Field(0.005, gt=0.0, lt=0.5)
     psi_min_samples: int = Field(400, ge=1)
     prediction_shift_action: Literal["pause", "rollback"] = "pause"
 
+    rollback_alpha_shares: dict[str, float] = Field(
+        default_factory=lambda: {
+            SignalName.ERROR_RATE.value: 0.3,
+            SignalName.LATENCY.value: 0.15,
+            SignalName.LATENCY_TAIL.value: 0.15,
+            SignalName.QUALITY.value: 0.1,
+            SignalName.SLICE_ERROR_RATE.value: 0.2,
+            SignalName.SLICE_QUALITY.value: 0.1,
+            SignalName.PREDICTIONS.value: 0.1,
+        }
+    )
+
     min_windows_before_promote: int = Field(3, ge=1)
     max_windows: int = Field(30, ge=1)
+    extension_factor: int = Field(10, ge=1, le=20)
 
     @model_validator(mode="after")
     def _floors_below_margins(self) -> Self:
@@ -245,7 +317,26 @@ class JudgeConfig(BaseModel):
                 "latency_ratio_margin",
                 self.latency_ratio_margin,
             ),
+            ("tail_floor", self.tail_floor, "tail_margin", self.tail_margin),
             ("quality_floor", self.quality_floor, "quality_margin", self.quality_margin),
+            (
+                "slice_error_rate_floor",
+                self.slice_error_rate_floor,
+                "slice_error_rate_margin",
+                self.slice_error_rate_margin,
+            ),
+            (
+                "slice_quality_floor",
+                self.slice_quality_floor,
+                "slice_quality_margin",
+                self.slice_quality_margin,
+            ),
+            (
+                "error_rate_margin_min",
+                self.error_rate_margin_min,
+                "error_rate_margin",
+                self.error_rate_margin,
+            ),
         )
         for floor_name, floor, margin_name, margin in pairs:
             if floor > margin:
@@ -253,6 +344,15 @@ class JudgeConfig(BaseModel):
                     f"{floor_name} ({floor}) must not exceed {margin_name} ({margin}): a "
                     "regression worth a rollback cannot be one a promotion accepts"
                 )
+        unknown = set(self.rollback_alpha_shares) - {n.value for n in SignalName}
+        missing = {n.value for n in SignalName} - set(self.rollback_alpha_shares)
+        if unknown or missing:
+            raise ValueError(
+                "rollback_alpha_shares must name every signal once: "
+                f"unknown {sorted(unknown)}, missing {sorted(missing)}"
+            )
+        if any(v <= 0 for v in self.rollback_alpha_shares.values()):
+            raise ValueError("rollback_alpha_shares must all be > 0")
         if self.min_windows_before_promote > self.max_windows:
             raise ValueError(
                 f"min_windows_before_promote ({self.min_windows_before_promote}) must not exceed "
@@ -261,347 +361,61 @@ class JudgeConfig(BaseModel):
         return self
 
     @property
+    def hard_max_windows(self) -> int:
+        """Windows after which an undecided canary pages whatever its course."""
+        return self.max_windows * self.extension_factor
+
+    @property
     def rollback_signals(self) -> tuple[SignalName, ...]:
-        """Signals whose regression rolls the canary back; they share ``alpha_rollback``."""
-        signals = (SignalName.ERROR_RATE, SignalName.LATENCY, SignalName.QUALITY)
+        """Signals whose regression rolls the canary back."""
+        signals = (
+            SignalName.ERROR_RATE,
+            SignalName.LATENCY,
+            SignalName.LATENCY_TAIL,
+            SignalName.QUALITY,
+            SignalName.SLICE_ERROR_RATE,
+            SignalName.SLICE_QUALITY,
+        )
         if self.prediction_shift_action == "rollback":
             return (*signals, SignalName.PREDICTIONS)
         return signals
 
     @property
     def promotion_signals(self) -> tuple[SignalName, ...]:
-        """Signals that must be *not worse* before a promotion."""
-        signals = (SignalName.ERROR_RATE, SignalName.LATENCY, SignalName.PREDICTIONS)
+        """Signals that must be *not worse* (when collected) before a promotion."""
+        signals = (
+            SignalName.ERROR_RATE,
+            SignalName.LATENCY,
+            SignalName.LATENCY_TAIL,
+            SignalName.SLICE_ERROR_RATE,
+            SignalName.PREDICTIONS,
+        )
         if self.quality_required_for_promotion:
             return (*signals, SignalName.QUALITY)
         return signals
 
+    def rollback_alpha(self, slices: int) -> dict[SignalName, float]:
+        """The share of ``alpha_rollback`` each test may spend (weighted Bonferroni).
 
-# --- inputs: cumulative data per variant --------------------------------------------------------
-
-
-class LatencySummary(BaseModel):
-    """Running moments of log latency (natural log of seconds) for one variant.
-
-    Attributes:
-        count: Number of latency observations.
-        mean_log: Mean of ``ln(seconds)``.
-        m2_log: Sum of squared deviations of ``ln(seconds)`` from ``mean_log``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    count: int = Field(ge=0)
-    mean_log: float = 0.0
-    m2_log: float = Field(0.0, ge=0.0)
-
-    @classmethod
-    def from_samples(cls, seconds: Sequence[float] | npt.NDArray[np.float64]) -> LatencySummary:
-        """Summarise raw latencies (seconds, each > 0), e.g. from the inference log."""
-        values = np.asarray(seconds, dtype=np.float64)
-        if values.size and not np.all(np.isfinite(values) & (values > 0)):
-            raise JudgeInputError("latency samples must be finite and > 0 seconds")
-        if values.size == 0:
-            return cls(count=0)
-        logs = np.log(values)
-        return cls(
-            count=int(logs.size),
-            mean_log=float(logs.mean()),
-            m2_log=float(((logs - logs.mean()) ** 2).sum()),
-        )
-
-    @classmethod
-    def from_histogram(
-        cls, upper_bounds: Sequence[float], cumulative_counts: Sequence[float]
-    ) -> LatencySummary:
-        """Summarise a Prometheus latency histogram (cumulative ``le`` buckets).
-
-        Each bucket's observations are placed at its geometric midpoint (the first bucket's lower
-        edge is taken as half its upper edge); observations above the last finite bound are placed
-        at that bound, which understates them. Finer buckets give closer moments.
+        Each rollback signal gets its ``rollback_alpha_shares`` weight, renormalised over the
+        signals that can roll back (slice signals only when there are slices); a slice signal's
+        share is split evenly across the slices. The shares sum to ``alpha_rollback``, so a
+        canary within every floor is rolled back with probability at most that, over every
+        signal, slice and look.
 
         Args:
-            upper_bounds: Bucket upper bounds ``le`` in seconds, increasing; may end with ``inf``.
-            cumulative_counts: Cumulative counts per bound, as Prometheus exposes them.
+            slices: How many slices the traffic has.
+
+        Returns:
+            The alpha of one test of each signal (of one slice, for a slice signal).
         """
-        bounds = np.asarray(upper_bounds, dtype=np.float64)
-        cumulative = np.asarray(cumulative_counts, dtype=np.float64)
-        if bounds.ndim != 1 or bounds.shape != cumulative.shape or bounds.size == 0:
-            raise JudgeInputError(
-                "latency histogram: upper_bounds and cumulative_counts must be equal-length lists"
-            )
-        finite = bounds[np.isfinite(bounds)]
-        if finite.size == 0 or np.any(finite <= 0) or np.any(np.diff(bounds) <= 0):
-            raise JudgeInputError("latency histogram: upper_bounds must be increasing and > 0")
-        counts = np.diff(cumulative, prepend=0.0)
-        if np.any(counts < 0):
-            raise JudgeInputError("latency histogram: cumulative_counts must not decrease")
-        lowers = np.concatenate(([finite[0] / 2.0], bounds[:-1]))
-        mids = np.where(
-            np.isfinite(bounds),
-            np.sqrt(lowers * np.where(np.isfinite(bounds), bounds, 1.0)),
-            finite[-1],
-        )
-        logs = np.log(mids)
-        n = counts.sum()
-        if n <= 0:
-            return cls(count=0)
-        mean = float((counts * logs).sum() / n)
-        return cls(count=round(n), mean_log=mean, m2_log=float((counts * (logs - mean) ** 2).sum()))
-
-
-class LossSummary(BaseModel):
-    """Running moments of a per-row loss on labelled predictions for one variant.
-
-    Attributes:
-        kind: ``"log_loss"`` (nats) or ``"brier"``; both variants must use the same.
-        count: Number of labelled predictions.
-        mean: Mean per-row loss.
-        m2: Sum of squared deviations of the per-row loss from ``mean``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: Literal["log_loss", "brier"] = "log_loss"
-    count: int = Field(ge=0)
-    mean: float = 0.0
-    m2: float = Field(0.0, ge=0.0)
-
-    @classmethod
-    def from_labelled(
-        cls,
-        scores: Sequence[float] | npt.NDArray[np.float64],
-        labels: Sequence[int] | npt.NDArray[np.int64],
-        *,
-        kind: Literal["log_loss", "brier"] = "log_loss",
-    ) -> LossSummary:
-        """Summarise ``(score, label)`` pairs: predicted P(label = 1) and the 0/1 outcome."""
-        p = np.asarray(scores, dtype=np.float64)
-        y = np.asarray(labels, dtype=np.float64)
-        if p.shape != y.shape or p.ndim != 1:
-            raise JudgeInputError("labelled predictions: scores and labels must be equal-length")
-        if p.size and not np.all((p >= 0.0) & (p <= 1.0)):
-            raise JudgeInputError("labelled predictions: scores must be probabilities in [0, 1]")
-        if y.size and not np.all((y == 0.0) | (y == 1.0)):
-            raise JudgeInputError("labelled predictions: labels must be 0 or 1")
-        if p.size == 0:
-            return cls(kind=kind, count=0)
-        if kind == "log_loss":
-            clipped = np.clip(p, _LOG_LOSS_EPS, 1.0 - _LOG_LOSS_EPS)
-            loss = -(y * np.log(clipped) + (1.0 - y) * np.log1p(-clipped))
-        else:
-            loss = (p - y) ** 2
-        return cls(
-            kind=kind,
-            count=int(loss.size),
-            mean=float(loss.mean()),
-            m2=float(((loss - loss.mean()) ** 2).sum()),
-        )
-
-
-class ScoreHistogram(BaseModel):
-    """Counts of predicted scores per bin, over fixed edges (a Prometheus histogram's buckets).
-
-    Attributes:
-        edges: Bin edges, strictly increasing, ``len(counts) + 1`` of them.
-        counts: Scores per bin.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    edges: tuple[float, ...]
-    counts: tuple[int, ...]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if len(self.edges) != len(self.counts) + 1 or len(self.counts) < 2:
-            raise ValueError(
-                f"edges must have len(counts) + 1 entries and at least 2 bins; got "
-                f"{len(self.edges)} edges for {len(self.counts)} counts"
-            )
-        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
-            raise ValueError("edges must be strictly increasing")
-        if any(c < 0 for c in self.counts):
-            raise ValueError("counts must be >= 0")
-        return self
-
-    @property
-    def total(self) -> int:
-        """Number of scores."""
-        return sum(self.counts)
-
-    @classmethod
-    def from_scores(
-        cls, scores: Sequence[float] | npt.NDArray[np.float64], edges: Sequence[float]
-    ) -> ScoreHistogram:
-        """Bin raw scores; scores outside the edges go to the first or last bin."""
-        edge_array = np.asarray(edges, dtype=np.float64)
-        values = np.clip(np.asarray(scores, dtype=np.float64), edge_array[0], edge_array[-1])
-        counts, _ = np.histogram(values, bins=edge_array)
-        return cls(edges=tuple(float(e) for e in edge_array), counts=tuple(int(c) for c in counts))
-
-    @classmethod
-    def from_cumulative(
-        cls,
-        upper_bounds: Sequence[float],
-        cumulative_counts: Sequence[float],
-        *,
-        lowest: float = 0.0,
-    ) -> ScoreHistogram:
-        """Build from a Prometheus histogram's cumulative ``le`` buckets, starting at ``lowest``."""
-        cumulative = np.asarray(cumulative_counts, dtype=np.float64)
-        counts = np.diff(cumulative, prepend=0.0)
-        if np.any(counts < 0):
-            raise JudgeInputError("score histogram: cumulative_counts must not decrease")
-        return cls(
-            edges=(float(lowest), *(float(b) for b in upper_bounds)),
-            counts=tuple(round(c) for c in counts),
-        )
-
-
-class VariantWindow(BaseModel):
-    """Cumulative data for one variant since the canary started.
-
-    Attributes:
-        requests: Requests (rows scored) the variant served.
-        errors: Of those, the ones that failed server-side.
-        latency: Moments of log latency, or ``None`` if not collected.
-        scores: Histogram of predicted scores, or ``None`` if not collected.
-        quality: Loss moments on predictions whose labels arrived, or ``None``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    requests: int = Field(ge=0)
-    errors: int = Field(ge=0)
-    latency: LatencySummary | None = None
-    scores: ScoreHistogram | None = None
-    quality: LossSummary | None = None
-
-    @model_validator(mode="after")
-    def _errors_within_requests(self) -> Self:
-        if self.errors > self.requests:
-            raise ValueError(f"errors ({self.errors}) must not exceed requests ({self.requests})")
-        return self
-
-
-class CanaryObservation(BaseModel):
-    """What the controller knows after window ``window``: cumulative data for both variants.
-
-    Attributes:
-        window: Windows elapsed since the canary started (1 after the first window).
-        champion: The serving model, on the same traffic period.
-        canary: The candidate.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    window: int = Field(ge=1)
-    champion: VariantWindow
-    canary: VariantWindow
-
-    @model_validator(mode="after")
-    def _comparable(self) -> Self:
-        ch, ca = self.champion.scores, self.canary.scores
-        if ch is not None and ca is not None and ch.edges != ca.edges:
-            raise ValueError("champion.scores and canary.scores must use the same edges")
-        qh, qa = self.champion.quality, self.canary.quality
-        if qh is not None and qa is not None and qh.kind != qa.kind:
-            raise ValueError(
-                f"champion.quality.kind ({qh.kind}) and canary.quality.kind ({qa.kind}) differ"
-            )
-        return self
-
-
-# --- batch form: the same data as arrays ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Moments:
-    """Count, mean and sum of squared deviations, elementwise over a batch."""
-
-    count: FloatArray
-    mean: FloatArray
-    m2: FloatArray
-
-
-@dataclass(frozen=True)
-class VariantStats:
-    """Cumulative data for one variant as arrays over a batch of canaries.
-
-    Attributes:
-        requests: Requests served.
-        errors: Server-side errors.
-        latency: Moments of log latency, or ``None``.
-        score_counts: Score histogram counts, shape ``(batch, bins)``, or ``None``.
-        quality: Moments of the per-row loss on labelled predictions, or ``None``.
-    """
-
-    requests: FloatArray
-    errors: FloatArray
-    latency: Moments | None = None
-    score_counts: FloatArray | None = None
-    quality: Moments | None = None
-
-    @classmethod
-    def from_window(cls, window: VariantWindow) -> VariantStats:
-        """A batch of one from an observation's variant."""
-
-        def one(value: float) -> FloatArray:
-            return np.array([value], dtype=np.float64)
-
-        latency = (
-            Moments(
-                one(window.latency.count), one(window.latency.mean_log), one(window.latency.m2_log)
-            )
-            if window.latency is not None
-            else None
-        )
-        quality = (
-            Moments(one(window.quality.count), one(window.quality.mean), one(window.quality.m2))
-            if window.quality is not None
-            else None
-        )
-        scores = (
-            np.array([window.scores.counts], dtype=np.float64)
-            if window.scores is not None
-            else None
-        )
-        return cls(
-            requests=one(window.requests),
-            errors=one(window.errors),
-            latency=latency,
-            score_counts=scores,
-            quality=quality,
-        )
-
-
-@dataclass(frozen=True)
-class SignalArrays:
-    """One signal's reading for every canary in a batch.
-
-    ``estimate``, ``lower`` and ``upper`` are in the signal's reporting units (a ratio for
-    latency, PSI for the prediction distribution); ``statistic`` is compared with ``threshold`` to
-    decide WORSE.
-    """
-
-    name: SignalName
-    decision: IntArray
-    estimate: FloatArray
-    lower: FloatArray
-    upper: FloatArray
-    statistic: FloatArray
-    threshold: FloatArray
-    n_canary: FloatArray
-    n_champion: FloatArray
-
-
-@dataclass(frozen=True)
-class BatchJudgement:
-    """Verdict codes (:class:`VerdictCode`) and signal readings for a batch of canaries."""
-
-    verdict: IntArray
-    signals: dict[SignalName, SignalArrays]
+        live = [name for name in self.rollback_signals if name not in _SLICE_SIGNALS or slices > 0]
+        total = sum(self.rollback_alpha_shares[name.value] for name in live)
+        alpha = {}
+        for name in live:
+            share = self.alpha_rollback * self.rollback_alpha_shares[name.value] / total
+            alpha[name] = share / slices if name in _SLICE_SIGNALS else share
+        return alpha
 
 
 # --- outputs -------------------------------------------------------------------------------------
@@ -630,6 +444,7 @@ class SignalResult(BaseModel):
         units: What the numbers measure.
         n_canary: Canary sample behind the comparison.
         n_champion: Champion sample behind the comparison.
+        slice: For a slice signal, the slice whose numbers are shown (the closest to a rollback).
         reason: The reading in words.
     """
 
@@ -646,6 +461,7 @@ class SignalResult(BaseModel):
     units: str
     n_canary: int
     n_champion: int
+    slice: str | None = None
     reason: str
 
 
@@ -678,24 +494,64 @@ class JudgeResult(BaseModel):
         return self.model_dump(mode="json")
 
 
-# --- the judge -----------------------------------------------------------------------------------
-
 _UNITS: dict[SignalName, str] = {
     SignalName.ERROR_RATE: "error rate difference (canary - champion)",
     SignalName.LATENCY: "geometric-mean latency ratio (canary / champion)",
+    SignalName.LATENCY_TAIL: "difference of the shares slower than the champion's tail quantile",
     SignalName.QUALITY: "mean per-row loss difference (canary - champion)",
+    SignalName.SLICE_ERROR_RATE: "error rate difference within the slice shown",
+    SignalName.SLICE_QUALITY: "mean per-row loss difference within the slice shown",
     SignalName.PREDICTIONS: "population stability index (0 = identical)",
 }
 
 
+# --- batch readings ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalArrays:
+    """One signal's reading for every canary in a batch.
+
+    ``estimate``, ``lower`` and ``upper`` are in the signal's reporting units (a ratio for
+    latency, PSI for the prediction distribution); ``statistic`` is compared with ``threshold`` to
+    decide WORSE; ``margin`` is what ``upper`` must be below for NOT_WORSE. ``on_course`` says,
+    for an open signal, whether the evidence expected by the hard cap would settle it.
+    ``detail`` names the slice behind a slice signal's numbers (the worst one).
+    """
+
+    name: SignalName
+    decision: IntArray
+    estimate: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    statistic: FloatArray
+    threshold: FloatArray
+    margin: FloatArray
+    n_canary: FloatArray
+    n_champion: FloatArray
+    on_course: BoolArray
+    detail: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class BatchJudgement:
+    """Verdict codes (:class:`VerdictCode`) and signal readings for a batch of canaries."""
+
+    verdict: IntArray
+    signals: dict[SignalName, SignalArrays]
+    stuck: BoolArray
+
+
 def _decide(
-    sequence: DifferenceSequence, enough: npt.NDArray[np.bool_], floor: float, margin: float
+    sequence: DifferenceSequence, enough: BoolArray, floor: npt.ArrayLike, margin: npt.ArrayLike
 ) -> IntArray:
+    floor_a = np.broadcast_to(np.asarray(floor, dtype=np.float64), enough.shape)
+    margin_a = np.broadcast_to(np.asarray(margin, dtype=np.float64), enough.shape)
     decision = np.full(enough.shape, DecisionCode.INSUFFICIENT, dtype=np.int64)
     decision[enough] = DecisionCode.UNDECIDED
-    decision[enough & sequence.within(margin)] = DecisionCode.NOT_WORSE
-    decision[enough & (sequence.upper < -margin)] = DecisionCode.BETTER
-    decision[enough & sequence.exceeds(floor)] = DecisionCode.WORSE
+    decision[enough & (sequence.upper < margin_a)] = DecisionCode.NOT_WORSE
+    decision[enough & (sequence.upper < -margin_a)] = DecisionCode.BETTER
+    decision[enough & (sequence.lower > floor_a)] = DecisionCode.WORSE
     return decision
 
 
@@ -704,15 +560,37 @@ def _absent(name: SignalName, size: int) -> SignalArrays:
     zero = np.zeros(size)
     return SignalArrays(
         name=name,
-        decision=np.full(size, DecisionCode.INSUFFICIENT, dtype=np.int64),
+        decision=np.full(size, DecisionCode.NOT_COLLECTED, dtype=np.int64),
         estimate=nan,
         lower=nan,
         upper=nan,
         statistic=nan,
         threshold=nan,
+        margin=nan,
         n_canary=zero,
         n_champion=zero,
+        on_course=np.ones(size, dtype=bool),
     )
+
+
+def _open(decision: IntArray) -> BoolArray:
+    """Signals that neither block nor allow yet."""
+    return np.asarray(
+        (decision == DecisionCode.INSUFFICIENT) | (decision == DecisionCode.UNDECIDED), dtype=bool
+    )
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """How to read one difference-of-means signal (the parts that differ between signals)."""
+
+    name: SignalName
+    proportion: bool
+    floor: float
+    margin: npt.ArrayLike
+    minimum: float
+    mixture_scale: float
+    transform: Callable[[FloatArray], FloatArray] | None = None
 
 
 class CanaryJudge:
@@ -726,225 +604,323 @@ class CanaryJudge:
     def __init__(self, config: JudgeConfig | None = None) -> None:
         self.config = config or JudgeConfig()
 
-    @property
-    def _alpha_per_rollback_signal(self) -> float:
-        return self.config.alpha_rollback / len(self.config.rollback_signals)
-
-    def evaluate(self, observation: CanaryObservation) -> JudgeResult:
+    def evaluate(
+        self, observation: CanaryObservation | CanaryEvidence, *, window: int | None = None
+    ) -> JudgeResult:
         """Judge one canary after one window.
 
         Args:
-            observation: Cumulative champion and canary data after ``observation.window`` windows.
+            observation: Cumulative counters (:class:`CanaryObservation`, judged as one stratum
+                of independent requests) or full evidence (:class:`CanaryEvidence`, batch of 1).
+            window: Windows elapsed; required with evidence, read from an observation.
 
         Returns:
             The verdict, each signal's numbers, and the reason.
         """
-        batch = self.decide(
-            VariantStats.from_window(observation.champion),
-            VariantStats.from_window(observation.canary),
-            window=observation.window,
-        )
+        if isinstance(observation, CanaryObservation):
+            evidence = observation_evidence(observation)
+            window = observation.window
+        else:
+            evidence = observation
+            if window is None or window < 1:
+                raise JudgeInputError("window: judging evidence needs the window, at least 1")
+        if evidence.batch != 1:
+            raise JudgeInputError(f"evaluate judges one canary; got a batch of {evidence.batch}")
+        batch = self.decide(evidence, window=window)
         signals = tuple(self._signal_result(batch.signals[name]) for name in SignalName)
         verdict = VERDICT_BY_CODE[int(batch.verdict[0])]
         return JudgeResult(
             verdict=verdict,
-            window=observation.window,
+            window=window,
             signals=signals,
-            reason=self._verdict_reason(verdict, signals, observation.window),
+            reason=self._verdict_reason(verdict, signals, window, bool(batch.stuck[0])),
         )
 
-    def decide(
-        self, champion: VariantStats, canary: VariantStats, *, window: int | npt.ArrayLike
-    ) -> BatchJudgement:
+    def decide(self, evidence: CanaryEvidence, *, window: int | npt.ArrayLike) -> BatchJudgement:
         """Judge a batch of canaries at once (the array form of :meth:`evaluate`).
 
         Args:
-            champion: Cumulative champion data, one row per canary.
-            canary: Cumulative canary data, same shape.
+            evidence: The evidence of every canary in the batch.
             window: Windows elapsed (scalar or one per canary).
 
         Returns:
             Verdict codes and each signal's arrays.
         """
-        size = canary.requests.shape[0]
+        c = self.config
+        size = evidence.batch
         windows = np.broadcast_to(np.asarray(window, dtype=np.float64), (size,))
-        signals = {
-            SignalName.ERROR_RATE: self._error_rate(champion, canary),
-            SignalName.LATENCY: self._latency(champion, canary, size),
-            SignalName.QUALITY: self._quality(champion, canary, size),
-            SignalName.PREDICTIONS: self._predictions(champion, canary, windows, size),
+        # Information grows about linearly with time; at the hard cap it will be this much more.
+        growth = np.maximum(c.hard_max_windows / np.maximum(windows, 1.0), 1.0)
+        alpha = c.rollback_alpha(len(evidence.slice_errors))
+        champion_rate = evidence.errors.matched_means[:, 0]
+        error_margin = np.maximum(
+            c.error_rate_margin_min,
+            np.minimum(
+                c.error_rate_margin,
+                c.error_rate_relative_margin * np.nan_to_num(champion_rate, nan=1.0),
+            ),
+        )
+        comparisons = {
+            SignalName.ERROR_RATE: _Comparison(
+                SignalName.ERROR_RATE, True, c.error_rate_floor, error_margin,
+                c.error_rate_min_requests, c.error_rate_mixture_scale,
+            ),
+            SignalName.LATENCY: _Comparison(
+                SignalName.LATENCY, False, math.log(c.latency_ratio_floor),
+                math.log(c.latency_ratio_margin), c.latency_min_samples,
+                c.latency_mixture_scale, np.exp,
+            ),
+            SignalName.LATENCY_TAIL: _Comparison(
+                SignalName.LATENCY_TAIL, True, c.tail_floor, c.tail_margin, c.tail_min_samples,
+                c.tail_mixture_scale,
+            ),
+            SignalName.QUALITY: _Comparison(
+                SignalName.QUALITY, False, c.quality_floor, c.quality_margin,
+                c.quality_min_labels, c.quality_mixture_scale,
+            ),
+        }  # fmt: skip
+        sources: dict[SignalName, MeanEvidence | None] = {
+            SignalName.ERROR_RATE: evidence.errors,
+            SignalName.LATENCY: evidence.latency,
+            SignalName.LATENCY_TAIL: evidence.latency_tail,
+            SignalName.QUALITY: evidence.quality,
         }
-        return BatchJudgement(verdict=self._verdict(signals, windows), signals=signals)
+        signals: dict[SignalName, SignalArrays] = {}
+        for name, comparison in comparisons.items():
+            source = sources[name]
+            signals[name] = (
+                _absent(name, size)
+                if source is None
+                else self._compare(source, comparison, alpha[name], growth)
+            )
+        slice_error = _Comparison(
+            SignalName.SLICE_ERROR_RATE, True, c.slice_error_rate_floor, c.slice_error_rate_margin,
+            c.slice_min_requests, c.slice_mixture_scale,
+        )  # fmt: skip
+        slice_quality = _Comparison(
+            SignalName.SLICE_QUALITY, False, c.slice_quality_floor, c.slice_quality_margin,
+            c.slice_min_labels, c.slice_mixture_scale,
+        )  # fmt: skip
+        total_canary = evidence.errors.count[:, 1]
+        signals[SignalName.SLICE_ERROR_RATE] = self._slices(
+            evidence.slice_errors,
+            slice_error,
+            alpha.get(SignalName.SLICE_ERROR_RATE, 0.0),
+            growth,
+            total_canary,
+            size,
+            blocking=True,
+        )
+        signals[SignalName.SLICE_QUALITY] = self._slices(
+            evidence.slice_quality, slice_quality, alpha.get(SignalName.SLICE_QUALITY, 0.0),
+            growth, total_canary, size,
+            blocking=False,
+        )  # fmt: skip
+        signals[SignalName.PREDICTIONS] = self._predictions(
+            evidence.scores, windows, growth, alpha.get(SignalName.PREDICTIONS), size
+        )
+        verdict, stuck = self._verdict(signals, windows)
+        return BatchJudgement(
+            verdict=verdict, signals={name: signals[name] for name in SignalName}, stuck=stuck
+        )
 
     # --- signals -------------------------------------------------------------------------------
 
-    def _error_rate(self, champion: VariantStats, canary: VariantStats) -> SignalArrays:
-        c = self.config
-        seq = difference_of_proportions(
-            canary.errors,
-            canary.requests,
-            champion.errors,
-            champion.requests,
-            alpha_lower=self._alpha_per_rollback_signal,
-            alpha_upper=c.alpha_promote,
-            mixture_scale=c.error_rate_mixture_scale,
-        )
-        enough = (canary.requests >= c.error_rate_min_requests) & (
-            champion.requests >= c.error_rate_min_requests
-        )
-        return SignalArrays(
-            name=SignalName.ERROR_RATE,
-            decision=_decide(seq, enough, c.error_rate_floor, c.error_rate_margin),
-            estimate=seq.estimate,
-            lower=seq.lower,
-            upper=seq.upper,
-            statistic=seq.lower,
-            threshold=np.full(enough.shape, c.error_rate_floor),
-            n_canary=canary.requests,
-            n_champion=champion.requests,
+    def _sequence(
+        self, evidence: MeanEvidence, comparison: _Comparison, alpha: float
+    ) -> DifferenceSequence:
+        build = proportion_sequence if comparison.proportion else mean_sequence
+        return build(
+            evidence,
+            alpha_lower=alpha,
+            alpha_upper=self.config.alpha_promote,
+            mixture_scale=comparison.mixture_scale,
         )
 
-    def _latency(self, champion: VariantStats, canary: VariantStats, size: int) -> SignalArrays:
-        c = self.config
-        if champion.latency is None or canary.latency is None:
-            return _absent(SignalName.LATENCY, size)
-        ch, ca = champion.latency, canary.latency
-        seq = difference_of_means(
-            ca.count,
-            ca.mean,
-            ca.m2,
-            ch.count,
-            ch.mean,
-            ch.m2,
-            alpha_lower=self._alpha_per_rollback_signal,
-            alpha_upper=c.alpha_promote,
-            mixture_scale=c.latency_mixture_scale,
+    def _compare(
+        self, evidence: MeanEvidence, comparison: _Comparison, alpha: float, growth: FloatArray
+    ) -> SignalArrays:
+        seq = self._sequence(evidence, comparison, alpha)
+        n0, n1 = evidence.count[:, 0], evidence.count[:, 1]
+        enough = (n1 >= comparison.minimum) & (n0 >= comparison.minimum)
+        margin = np.broadcast_to(np.asarray(comparison.margin, dtype=np.float64), n1.shape)
+        decision = _decide(seq, enough, comparison.floor, margin)
+        # Stuck, rather than slow: the spread between clusters, which more requests from the
+        # same customers cannot shrink, already keeps the upper bound above the margin.
+        between = evidence.between_cluster_variance()
+        plateau = between >= 0.75 * evidence.variance()
+        floor_radius = mixture_radius(
+            np.where(np.isfinite(between), between, 0.0),
+            alpha=self.config.alpha_promote,
+            mixture_scale=comparison.mixture_scale,
         )
-        enough = (ca.count >= c.latency_min_samples) & (ch.count >= c.latency_min_samples)
-        floor, margin = math.log(c.latency_ratio_floor), math.log(c.latency_ratio_margin)
+        settles = ~plateau | (np.nan_to_num(seq.estimate, nan=np.inf) + floor_radius < margin)
+        on_course = np.where(enough, settles, np.minimum(n0, n1) * growth >= comparison.minimum)
+        show = comparison.transform or (lambda values: values)
         with np.errstate(over="ignore"):
-            lower = np.exp(seq.lower)
+            lower = show(seq.lower)
             return SignalArrays(
-                name=SignalName.LATENCY,
-                decision=_decide(seq, enough, floor, margin),
-                estimate=np.exp(seq.estimate),
+                name=comparison.name,
+                decision=decision,
+                estimate=show(seq.estimate),
                 lower=lower,
-                upper=np.exp(seq.upper),
+                upper=show(seq.upper),
                 statistic=lower,
-                threshold=np.full(enough.shape, c.latency_ratio_floor),
-                n_canary=ca.count,
-                n_champion=ch.count,
+                threshold=show(np.full(n1.shape, comparison.floor)),
+                margin=show(margin),
+                n_canary=n1,
+                n_champion=n0,
+                on_course=np.asarray(on_course, dtype=bool),
             )
 
-    def _quality(self, champion: VariantStats, canary: VariantStats, size: int) -> SignalArrays:
-        c = self.config
-        if champion.quality is None or canary.quality is None:
-            return _absent(SignalName.QUALITY, size)
-        ch, ca = champion.quality, canary.quality
-        seq = difference_of_means(
-            ca.count,
-            ca.mean,
-            ca.m2,
-            ch.count,
-            ch.mean,
-            ch.m2,
-            alpha_lower=self._alpha_per_rollback_signal,
-            alpha_upper=c.alpha_promote,
-            mixture_scale=c.quality_mixture_scale,
+    def _slices(
+        self,
+        slices: Mapping[str, MeanEvidence],
+        comparison: _Comparison,
+        alpha: float,
+        growth: FloatArray,
+        total_canary: FloatArray,
+        size: int,
+        *,
+        blocking: bool,
+    ) -> SignalArrays:
+        """All slices as one signal: worse if any slice is; not worse when every big one is."""
+        if not slices:
+            return _absent(comparison.name, size)
+        names = tuple(slices)
+        readings = [self._compare(slices[n], comparison, alpha, growth) for n in names]
+        decisions = np.stack([r.decision for r in readings])
+        share = np.stack(
+            [r.n_canary / np.maximum(total_canary, 1.0) for r in readings]
+        )  # (slices, batch)
+        must = share >= self.config.slice_min_share if blocking else np.zeros_like(share, bool)
+        pending = must & (
+            (decisions == DecisionCode.INSUFFICIENT) | (decisions == DecisionCode.UNDECIDED)
         )
-        enough = (ca.count >= c.quality_min_labels) & (ch.count >= c.quality_min_labels)
+        judged = decisions != DecisionCode.INSUFFICIENT
+        decision = np.full(size, DecisionCode.INSUFFICIENT, dtype=np.int64)
+        decision[judged.any(axis=0)] = DecisionCode.NOT_WORSE
+        decision[pending.any(axis=0)] = DecisionCode.UNDECIDED
+        decision[(pending & ~judged).all(axis=0) & pending.any(axis=0)] = DecisionCode.INSUFFICIENT
+        decision[(decisions == DecisionCode.WORSE).any(axis=0)] = DecisionCode.WORSE
+        on_course = np.stack([r.on_course | ~p for r, p in zip(readings, pending, strict=True)])
+        # Report the slice closest to a rollback: the largest lower bound above its floor.
+        lowers = np.stack([np.nan_to_num(r.lower, nan=-np.inf) for r in readings])
+        worst = np.argmax(lowers, axis=0)
+        pick = np.arange(size)
+
+        def take(field: str) -> FloatArray:
+            stacked = np.stack([getattr(r, field) for r in readings])
+            return np.asarray(stacked[worst, pick], dtype=np.float64)
+
         return SignalArrays(
-            name=SignalName.QUALITY,
-            decision=_decide(seq, enough, c.quality_floor, c.quality_margin),
-            estimate=seq.estimate,
-            lower=seq.lower,
-            upper=seq.upper,
-            statistic=seq.lower,
-            threshold=np.full(enough.shape, c.quality_floor),
-            n_canary=ca.count,
-            n_champion=ch.count,
+            name=comparison.name,
+            decision=decision,
+            estimate=take("estimate"),
+            lower=take("lower"),
+            upper=take("upper"),
+            statistic=take("statistic"),
+            threshold=take("threshold"),
+            margin=take("margin"),
+            n_canary=take("n_canary"),
+            n_champion=take("n_champion"),
+            on_course=np.asarray(on_course.all(axis=0), dtype=bool),
+            detail=tuple(names[int(i)] for i in worst),
         )
 
     def _predictions(
-        self, champion: VariantStats, canary: VariantStats, windows: FloatArray, size: int
+        self,
+        scores: ScoreEvidence | None,
+        windows: FloatArray,
+        growth: FloatArray,
+        alpha_rollback: float | None,
+        size: int,
     ) -> SignalArrays:
         c = self.config
-        if champion.score_counts is None or canary.score_counts is None:
+        if scores is None:
             return _absent(SignalName.PREDICTIONS, size)
-        n1 = canary.score_counts.sum(axis=-1)
-        n0 = champion.score_counts.sum(axis=-1)
-        psi, df = population_stability_index(canary.score_counts, champion.score_counts)
-        alpha = self.config.psi_alpha
-        if c.prediction_shift_action == "rollback":
-            alpha = min(alpha, self._alpha_per_rollback_signal)
-        allowance = psi_noise_allowance(n1, n0, df, alpha=spent_alpha(alpha, windows))
+        n1 = scores.canary_count
+        n0 = scores.champion_effective
+        psi, df = population_stability_index(scores.canary, scores.champion_matched)
+        alpha = c.psi_alpha
+        if c.prediction_shift_action == "rollback" and alpha_rollback is not None:
+            alpha = min(alpha, alpha_rollback)
+        allowance = scores.design_effect * psi_noise_allowance(
+            n1, n0, df, alpha=spent_alpha(alpha, windows)
+        )
         threshold = c.psi_floor + allowance
         enough = (n1 >= c.psi_min_samples) & (n0 >= c.psi_min_samples)
         decision = np.full(size, DecisionCode.INSUFFICIENT, dtype=np.int64)
         decision[enough] = DecisionCode.UNDECIDED
         decision[enough & (psi <= c.psi_floor)] = DecisionCode.NOT_WORSE
         decision[enough & (psi > threshold)] = DecisionCode.WORSE
+        nan = np.full(size, np.nan)
         return SignalArrays(
             name=SignalName.PREDICTIONS,
             decision=decision,
             estimate=psi,
-            lower=np.full(size, np.nan),
-            upper=np.full(size, np.nan),
+            lower=nan,
+            upper=nan,
             statistic=psi,
             threshold=threshold,
+            margin=np.full(size, c.psi_floor),
             n_canary=n1,
             n_champion=n0,
+            # PSI's noise allowance shrinks as 1/n: more data settles it either way.
+            on_course=enough | (np.minimum(n0, n1) * growth >= c.psi_min_samples),
         )
 
     # --- verdict -------------------------------------------------------------------------------
 
-    def _verdict(self, signals: dict[SignalName, SignalArrays], windows: FloatArray) -> IntArray:
+    def _verdict(
+        self, signals: dict[SignalName, SignalArrays], windows: FloatArray
+    ) -> tuple[IntArray, BoolArray]:
         c = self.config
         size = windows.shape[0]
 
-        def is_(name: SignalName, code: DecisionCode) -> npt.NDArray[np.bool_]:
+        def is_(name: SignalName, code: DecisionCode) -> BoolArray:
             return np.asarray(signals[name].decision == code, dtype=bool)
 
         worse = np.zeros(size, dtype=bool)
         for name in c.rollback_signals:
             worse |= is_(name, DecisionCode.WORSE)
-        # A slower canary that is confidently better is a trade-off for a person, not a rule.
-        tradeoff = (
-            is_(SignalName.LATENCY, DecisionCode.WORSE)
-            & ~is_(SignalName.ERROR_RATE, DecisionCode.WORSE)
-            & is_(SignalName.QUALITY, DecisionCode.BETTER)
+        slower = is_(SignalName.LATENCY, DecisionCode.WORSE) | is_(
+            SignalName.LATENCY_TAIL, DecisionCode.WORSE
         )
-        if c.prediction_shift_action == "rollback":
-            tradeoff &= ~is_(SignalName.PREDICTIONS, DecisionCode.WORSE)
+        other_harm = np.zeros(size, dtype=bool)
+        for name in c.rollback_signals:
+            if name not in (SignalName.LATENCY, SignalName.LATENCY_TAIL):
+                other_harm |= is_(name, DecisionCode.WORSE)
+        # A slower canary that is confidently better is a trade-off for a person, not a rule.
+        tradeoff = slower & ~other_harm & is_(SignalName.QUALITY, DecisionCode.BETTER)
         shifted = (
             is_(SignalName.PREDICTIONS, DecisionCode.WORSE)
             if c.prediction_shift_action == "pause"
             else np.zeros(size, dtype=bool)
         )
         ready = windows >= c.min_windows_before_promote
+        on_course = np.ones(size, dtype=bool)
         for name in c.promotion_signals:
-            ready &= is_(name, DecisionCode.NOT_WORSE) | is_(name, DecisionCode.BETTER)
+            reading = signals[name]
+            ready &= np.isin(
+                reading.decision,
+                (DecisionCode.NOT_WORSE, DecisionCode.BETTER, DecisionCode.NOT_COLLECTED),
+            )
+            on_course &= ~_open(reading.decision) | reading.on_course
+        stuck = (windows >= c.max_windows) & ~ready & (~on_course | (windows >= c.hard_max_windows))
 
         verdict = np.full(size, VerdictCode.CONTINUE, dtype=np.int64)
-        verdict[windows >= c.max_windows] = VerdictCode.INCONCLUSIVE
+        verdict[stuck] = VerdictCode.INCONCLUSIVE
         verdict[ready] = VerdictCode.PROMOTE
         verdict[shifted] = VerdictCode.INCONCLUSIVE
         verdict[worse] = VerdictCode.ROLLBACK
         verdict[tradeoff] = VerdictCode.INCONCLUSIVE
-        return verdict
+        return verdict, stuck & ~ready & ~shifted & ~worse
 
     # --- words ---------------------------------------------------------------------------------
 
     def _signal_result(self, arrays: SignalArrays) -> SignalResult:
-        c = self.config
-        name = arrays.name
         decision = DECISION_BY_CODE[int(arrays.decision[0])]
-        margin: float | None = {
-            SignalName.ERROR_RATE: c.error_rate_margin,
-            SignalName.LATENCY: c.latency_ratio_margin,
-            SignalName.QUALITY: c.quality_margin,
-            SignalName.PREDICTIONS: c.psi_floor,
-        }[name]
         values = {
             "statistic": _number(float(arrays.statistic[0])),
             "threshold": _number(float(arrays.threshold[0])),
@@ -952,14 +928,17 @@ class CanaryJudge:
             "ci_low": _number(float(arrays.lower[0])),
             "ci_high": _number(float(arrays.upper[0])),
         }
+        margin = _number(float(arrays.margin[0]))
+        detail = arrays.detail[0] if arrays.detail else None
         return SignalResult(
-            name=name,
+            name=arrays.name,
             decision=decision,
             margin=margin,
-            units=_UNITS[name],
+            units=_UNITS[arrays.name],
             n_canary=int(arrays.n_canary[0]),
             n_champion=int(arrays.n_champion[0]),
-            reason=self._signal_reason(name, decision, values, margin),
+            slice=detail,
+            reason=self._signal_reason(arrays.name, decision, values, margin, detail),
             **values,
         )
 
@@ -967,18 +946,22 @@ class CanaryJudge:
         self,
         name: SignalName,
         decision: Decision,
-        values: dict[str, float | None],
+        values: Mapping[str, float | None],
         margin: float | None,
+        detail: str | None,
     ) -> str:
         c = self.config
+        if decision == Decision.NOT_COLLECTED:
+            return "not collected: this signal is not checked"
         minimum = {
             SignalName.ERROR_RATE: f"{c.error_rate_min_requests} requests",
             SignalName.LATENCY: f"{c.latency_min_samples} latency samples",
+            SignalName.LATENCY_TAIL: f"{c.tail_min_samples} latency samples",
             SignalName.QUALITY: f"{c.quality_min_labels} labelled predictions",
+            SignalName.SLICE_ERROR_RATE: f"{c.slice_min_requests} requests in a slice",
+            SignalName.SLICE_QUALITY: f"{c.slice_min_labels} labelled predictions in a slice",
             SignalName.PREDICTIONS: f"{c.psi_min_samples} scores",
         }[name]
-        if values["estimate"] is None and decision == Decision.INSUFFICIENT:
-            return f"no data supplied or fewer than {minimum} per variant"
         if decision == Decision.INSUFFICIENT:
             return f"fewer than {minimum} per variant yet"
 
@@ -995,18 +978,21 @@ class CanaryJudge:
                 Decision.UNDECIDED: f"PSI {est} is above floor {c.psi_floor} but within its noise "
                 f"allowance (threshold {thr})",
             }[decision]
+        where = f" in slice {detail!r}" if detail else ""
         span = f"estimate {est}, anytime-valid bounds [{low}, {high}]"
+        if name in _SLICE_SIGNALS and decision == Decision.NOT_WORSE:
+            return f"not worse in any slice that is judged (closest: {detail!r}, {span})"
         return {
-            Decision.WORSE: f"worse: lower bound {stat} exceeds floor {thr} ({span})",
-            Decision.BETTER: f"better: upper bound {high} is below -{fmt(margin)} ({span})",
+            Decision.WORSE: f"worse{where}: lower bound {stat} exceeds floor {thr} ({span})",
+            Decision.BETTER: f"better{where}: upper bound {high} is below -{fmt(margin)} ({span})",
             Decision.NOT_WORSE: f"not worse: upper bound {high} is below margin {fmt(margin)} "
             f"({span})",
-            Decision.UNDECIDED: f"undecided: lower bound {low} within floor {thr}, upper bound "
-            f"{high} above margin {fmt(margin)} ({span})",
+            Decision.UNDECIDED: f"undecided{where}: lower bound {low} within floor {thr}, upper "
+            f"bound {high} above margin {fmt(margin)} ({span})",
         }[decision]
 
     def _verdict_reason(
-        self, verdict: Verdict, signals: tuple[SignalResult, ...], window: int
+        self, verdict: Verdict, signals: tuple[SignalResult, ...], window: int, stuck: bool
     ) -> str:
         c = self.config
         by_name = {s.name: s for s in signals}
@@ -1015,11 +1001,13 @@ class CanaryJudge:
             return "; ".join(f"{n.value}: {by_name[n].reason}" for n in names)
 
         worse = [n for n in c.rollback_signals if by_name[n].decision == Decision.WORSE]
+        open_ = (Decision.INSUFFICIENT, Decision.UNDECIDED)
+        pending = [n for n in c.promotion_signals if by_name[n].decision in open_]
         if verdict == Verdict.ROLLBACK:
             return f"roll back: {listing(worse)}"
         if verdict == Verdict.INCONCLUSIVE:
             if worse:
-                both = listing([SignalName.LATENCY, SignalName.QUALITY])
+                both = listing([SignalName.LATENCY, SignalName.LATENCY_TAIL, SignalName.QUALITY])
                 return (
                     "pause and page a human: the canary is slower but confidently better in "
                     f"quality, a trade-off for a person. {both}"
@@ -1030,15 +1018,14 @@ class CanaryJudge:
                     "guardrail while no signal shows harm; confirm the shift is intended. "
                     f"{listing([SignalName.PREDICTIONS])}"
                 )
-            pending = [
-                n
-                for n in c.promotion_signals
-                if by_name[n].decision not in (Decision.NOT_WORSE, Decision.BETTER)
-            ]
-            return (
-                f"pause and page a human: no decision after {window} windows (max {c.max_windows});"
-                f" still open: {listing(pending)}"
-            )
+            if window >= c.hard_max_windows:
+                why = f"no decision after {window} windows (hard cap {c.hard_max_windows})"
+            else:
+                why = (
+                    f"no decision after {window} windows (max {c.max_windows}) and more of the "
+                    "same traffic will not settle it: an estimate sits between floor and margin"
+                )
+            return f"pause and page a human: {why}; still open: {listing(pending)}"
         if verdict == Verdict.PROMOTE:
             return f"promote: {listing(c.promotion_signals)}"
         if window < c.min_windows_before_promote:
@@ -1046,9 +1033,10 @@ class CanaryJudge:
                 f"continue: minimum duration not reached ({window} of "
                 f"{c.min_windows_before_promote} windows)"
             )
-        pending = [
-            n
-            for n in c.promotion_signals
-            if by_name[n].decision not in (Decision.NOT_WORSE, Decision.BETTER)
-        ]
+        if window >= c.max_windows:
+            return (
+                f"continue (extended past {c.max_windows} windows, up to "
+                f"{c.hard_max_windows}): evidence is still accruing and on course; waiting on "
+                f"{listing(pending)}"
+            )
         return f"continue: waiting on {listing(pending)}"

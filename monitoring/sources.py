@@ -567,18 +567,49 @@ def build_observation(
         labelled: ``(probabilities, labels)`` per variant; log loss on them is the quality.
     """
 
+    tail = _tail_bucket(counts[CHAMPION])
+
     def variant(name: Variant) -> VariantWindow:
         c = counts[name]
         probabilities, labels = labelled[name]
+        latency = c.latency()
+        exceed = None
+        if tail is not None:
+            below = c.latency_cumulative[tail]
+            exceed = min(latency.count, max(0, round(c.latency_cumulative[-1] - below)))
         return VariantWindow(
             requests=c.requests,
             errors=c.errors,
-            latency=c.latency(),
+            latency=latency,
             scores=ScoreHistogram.from_scores(scores[name], SCORE_EDGES),
             quality=LossSummary.from_labelled(probabilities, labels),
+            latency_exceedances=exceed,
         )
 
-    return CanaryObservation(window=window, champion=variant(CHAMPION), canary=variant(CANARY))
+    return CanaryObservation(
+        window=window,
+        champion=variant(CHAMPION),
+        canary=variant(CANARY),
+        tail_threshold_s=None if tail is None else counts[CHAMPION].latency_upper_bounds[tail],
+    )
+
+
+def _tail_bucket(champion: VariantCounts, quantile: float = 0.99) -> int | None:
+    """The first latency bucket bound at or above the champion's ``quantile``.
+
+    The tail signal counts, for both variants, the requests slower than this bound. It is
+    chosen from the champion alone, so an unchanged canary exceeds it as often as the champion
+    does; a histogram can only count at its bounds, so the share above it is at most
+    ``1 - quantile`` (less where the buckets are coarse).
+    """
+    cumulative = champion.latency_cumulative
+    total = cumulative[-1]
+    if total <= 0:
+        return None
+    for index, bound in enumerate(champion.latency_upper_bounds):
+        if math.isfinite(bound) and cumulative[index] >= quantile * total:
+            return index
+    return None
 
 
 # --- MLflow: reference samples and reports -------------------------------------------------------

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Callable
 
 import numpy as np
 import pydantic
 import pytest
 
+from monitoring.evidence import CanaryEvidence, MeanEvidence, ScoreEvidence, stratum_evidence
 from monitoring.judge import (
     CanaryJudge,
     CanaryObservation,
@@ -17,14 +18,13 @@ from monitoring.judge import (
     JudgeConfig,
     LatencySummary,
     LossSummary,
-    Moments,
     ScoreHistogram,
     SignalName,
-    VariantStats,
     VariantWindow,
     Verdict,
     VerdictCode,
 )
+from monitoring.observation import observation_evidence
 
 pytestmark = pytest.mark.unit
 
@@ -125,15 +125,25 @@ def test_rolls_back_on_a_large_quality_regression_from_delayed_labels() -> None:
     assert result.signal(SignalName.QUALITY).decision == Decision.WORSE
 
 
-def test_is_inconclusive_when_the_maximum_duration_passes_without_a_decision() -> None:
-    """A small, undecided difference at the last window pauses the canary and pages a human."""
-    config = JudgeConfig(max_windows=6)
+def test_is_inconclusive_when_the_hard_cap_passes_without_a_decision() -> None:
+    """A small, undecided difference at the hard cap pauses the canary and pages a human."""
+    config = JudgeConfig(max_windows=6, extension_factor=1)
     result = CanaryJudge(config).evaluate(
         _observe(6, _variant(4000), _variant(1000, error_rate=0.013))
     )
     assert result.verdict == Verdict.INCONCLUSIVE
     assert result.signal(SignalName.ERROR_RATE).decision == Decision.UNDECIDED
-    assert "no decision after 6 windows" in result.reason
+    assert "no decision after 6 windows (hard cap 6)" in result.reason
+
+
+def test_extends_a_slow_but_on_course_canary_quietly_instead_of_paging() -> None:
+    """Past max_windows an undecided canary keeps running while more data can settle it."""
+    config = JudgeConfig(max_windows=6, extension_factor=4)
+    result = CanaryJudge(config).evaluate(
+        _observe(6, _variant(4000), _variant(1000, error_rate=0.013))
+    )
+    assert result.verdict == Verdict.CONTINUE
+    assert "extended past 6 windows, up to 24" in result.reason
 
 
 def test_pauses_when_predictions_shift_beyond_the_guardrail_without_other_harm() -> None:
@@ -175,49 +185,84 @@ def test_pages_a_human_when_a_slower_canary_is_confidently_more_accurate() -> No
     assert "trade-off" in result.reason
 
 
-def test_cannot_promote_without_latency_data() -> None:
-    """A required signal that was never supplied blocks promotion rather than being skipped."""
+def test_says_which_signals_are_not_collected() -> None:
+    """A signal with no data source is reported as not checked rather than silently passing."""
     champion = _variant(40_000).model_copy(update={"latency": None})
     canary = _variant(10_000).model_copy(update={"latency": None})
     result = CanaryJudge().evaluate(_observe(10, champion, canary))
-    assert result.verdict == Verdict.CONTINUE
-    assert result.signal(SignalName.LATENCY).reason.startswith("no data supplied")
+    latency = result.signal(SignalName.LATENCY)
+    assert latency.decision == Decision.NOT_COLLECTED
+    assert latency.reason.startswith("not collected")
+    assert result.signal(SignalName.LATENCY_TAIL).decision == Decision.NOT_COLLECTED
+    assert result.verdict == Verdict.PROMOTE
+
+
+def test_rolls_back_a_tail_only_latency_regression() -> None:
+    """3 % of canary requests become slow: the mean barely moves, the p99 exceedance does."""
+    champion = _variant(8000).model_copy(update={"latency_exceedances": 80})
+    canary = _variant(2000).model_copy(update={"latency_exceedances": 80})
+    observation = CanaryObservation(
+        window=5, champion=champion, canary=canary, tail_threshold_s=0.13
+    )
+    result = CanaryJudge().evaluate(observation)
+    tail = result.signal(SignalName.LATENCY_TAIL)
+    assert tail.decision == Decision.WORSE
+    assert tail.estimate == pytest.approx(0.03)
+    assert result.signal(SignalName.LATENCY).decision != Decision.WORSE
+    assert result.verdict == Verdict.ROLLBACK
+    assert "latency_tail" in result.reason
+
+
+def test_a_canary_bringing_errors_to_an_error_free_champion_is_never_promoted() -> None:
+    """Relative-and-absolute margin: 0.3 % new errors on a clean champion cannot pass as noise."""
+    judge = CanaryJudge()
+    small = judge.evaluate(_observe(20, _variant(16_000, 0.0), _variant(4000, 0.003)))
+    assert small.verdict == Verdict.CONTINUE
+    error = small.signal(SignalName.ERROR_RATE)
+    assert error.margin == pytest.approx(0.0005)
+    assert error.decision == Decision.UNDECIDED
+    large = judge.evaluate(_observe(60, _variant(64_000, 0.0), _variant(16_000, 0.003)))
+    assert large.verdict == Verdict.ROLLBACK
+    clean = judge.evaluate(_observe(60, _variant(96_000, 0.0), _variant(24_000, 0.0)))
+    assert clean.verdict == Verdict.PROMOTE
+
+
+def _stack(parts: list[CanaryEvidence]) -> CanaryEvidence:
+    """Evidence of several single canaries as one batch."""
+
+    def join(values: list[object]) -> object:
+        first = values[0]
+        if first is None:
+            return None
+        if isinstance(first, np.ndarray):
+            return np.concatenate(values)  # type: ignore[arg-type]
+        if isinstance(first, MeanEvidence | ScoreEvidence):
+            return type(first)(
+                **{
+                    f.name: join([getattr(v, f.name) for v in values])
+                    for f in dataclasses.fields(first)
+                }
+            )
+        if isinstance(first, dict):
+            return {k: join([v[k] for v in values]) for k in first}  # type: ignore[index]
+        return first
+
+    return CanaryEvidence(
+        **{f.name: join([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(parts[0])}
+    )
 
 
 def test_batch_decisions_equal_single_evaluations() -> None:
     """decide() on a batch gives each canary the verdict evaluate() gives it alone."""
     cases = [
-        (_variant(6000), _variant(1500, error_rate=0.04), 3),
-        (_variant(40_000), _variant(10_000), 10),
-        (_variant(800), _variant(200), 1),
+        _observe(3, _variant(6000), _variant(1500, error_rate=0.04)),
+        _observe(10, _variant(40_000), _variant(10_000)),
+        _observe(1, _variant(800), _variant(200)),
     ]
     judge = CanaryJudge()
-    singles = [judge.evaluate(_observe(w, ch, ca)).verdict for ch, ca, w in cases]
-
-    def stack(windows: list[VariantWindow]) -> VariantStats:
-        parts = [VariantStats.from_window(w) for w in windows]
-
-        def moments(pick: Callable[[VariantStats], Moments | None]) -> Moments:
-            picked = [pick(p) for p in parts]
-            assert all(m is not None for m in picked)
-            return Moments(
-                np.concatenate([m.count for m in picked if m is not None]),
-                np.concatenate([m.mean for m in picked if m is not None]),
-                np.concatenate([m.m2 for m in picked if m is not None]),
-            )
-
-        return VariantStats(
-            requests=np.concatenate([p.requests for p in parts]),
-            errors=np.concatenate([p.errors for p in parts]),
-            latency=moments(lambda p: p.latency),
-            score_counts=np.concatenate(
-                [p.score_counts for p in parts if p.score_counts is not None]
-            ),
-            quality=moments(lambda p: p.quality),
-        )
-
+    singles = [judge.evaluate(case).verdict for case in cases]
     batch = judge.decide(
-        stack([c[0] for c in cases]), stack([c[1] for c in cases]), window=[c[2] for c in cases]
+        _stack([observation_evidence(c) for c in cases]), window=[c.window for c in cases]
     )
     codes = {
         Verdict.ROLLBACK: VerdictCode.ROLLBACK,
@@ -226,6 +271,65 @@ def test_batch_decisions_equal_single_evaluations() -> None:
     }
     assert list(batch.verdict) == [codes[v] for v in singles]
     assert singles == [Verdict.ROLLBACK, Verdict.PROMOTE, Verdict.CONTINUE]
+
+
+def _errors_by_slice(
+    champion: dict[str, tuple[int, int]], canary: dict[str, tuple[int, int]]
+) -> dict[str, MeanEvidence]:
+    """One stratum per slice from ``{slice: (requests, errors)}`` of each variant."""
+    out = {}
+    for name in champion:
+        (n0, e0), (n1, e1) = champion[name], canary[name]
+        n = np.array([[[n0], [n1]]], dtype=float)
+        e = np.array([[[e0], [e1]]], dtype=float)
+        out[name] = stratum_evidence(n, e, e.sum(axis=2))
+    return out
+
+
+def _evidence_with_slices(slices: dict[str, MeanEvidence]) -> CanaryEvidence:
+    base = observation_evidence(_observe(20, _variant(40_000), _variant(10_000)))
+    return dataclasses.replace(base, slice_errors=slices)
+
+
+def test_rolls_back_a_regression_confined_to_one_slice_and_names_it() -> None:
+    """+3 points of errors on a 10 % slice is invisible overall but clear within the slice."""
+    slices = _errors_by_slice(
+        {"big": (36_000, 360), "small": (4000, 40)}, {"big": (9000, 90), "small": (1000, 40)}
+    )
+    result = CanaryJudge().evaluate(_evidence_with_slices(slices), window=20)
+    reading = result.signal(SignalName.SLICE_ERROR_RATE)
+    assert reading.decision == Decision.WORSE
+    assert reading.slice == "small"
+    assert result.verdict == Verdict.ROLLBACK
+    assert "in slice 'small'" in result.reason
+
+
+def test_a_big_slice_without_enough_traffic_yet_blocks_promotion() -> None:
+    """A slice carrying >= slice_min_share of the canary must be judged before promotion."""
+    slices = _errors_by_slice(
+        {"big": (38_000, 380), "new": (2000, 20)}, {"big": (9900, 99), "new": (100, 1)}
+    )
+    judge = CanaryJudge(JudgeConfig(slice_min_share=0.005))
+    result = judge.evaluate(_evidence_with_slices(slices), window=20)
+    assert result.signal(SignalName.SLICE_ERROR_RATE).decision == Decision.UNDECIDED
+    assert result.verdict == Verdict.CONTINUE
+    thin = CanaryJudge(JudgeConfig(slice_min_share=0.05)).evaluate(
+        _evidence_with_slices(slices), window=20
+    )
+    assert thin.verdict == Verdict.PROMOTE
+
+
+def test_rollback_budget_is_split_across_signals_and_slices_and_sums_to_alpha() -> None:
+    """Weighted Bonferroni: every test's share, slices included, adds up to alpha_rollback."""
+    config = JudgeConfig()
+    for slices in (0, 1, 3, 10):
+        alpha = config.rollback_alpha(slices)
+        per_slice = {SignalName.SLICE_ERROR_RATE, SignalName.SLICE_QUALITY}
+        total = sum(a * (slices if n in per_slice else 1) for n, a in alpha.items())
+        assert total == pytest.approx(config.alpha_rollback)
+        assert (SignalName.SLICE_ERROR_RATE in alpha) == (slices > 0)
+    with pytest.raises(pydantic.ValidationError, match="rollback_alpha_shares"):
+        JudgeConfig(rollback_alpha_shares={"error_rate": 1.0})
 
 
 def test_config_refuses_a_floor_above_its_margin() -> None:
