@@ -511,11 +511,6 @@ def test_every_mlflow_client_logs_in_as_its_own_user(services: dict[str, Service
     assert services["trainer"].depends_on["mlflow-users"] == "service_completed_successfully"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pyproject.toml must require mlflow[auth] (Flask-WTF) for the image's MLflow to start "
-    "its basic-auth app; remove this marker when it does",
-)
 def test_the_image_installs_mlflows_auth_extra() -> None:
     """The basic-auth app imports Flask-WTF: the image must install mlflow's ``auth`` extra."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
