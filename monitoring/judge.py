@@ -251,7 +251,7 @@ class JudgeConfig(BaseModel):
     error_rate_floor: float = Field(0.001, ge=0.0, lt=1.0)
     error_rate_margin: float = Field(0.005, gt=0.0, lt=1.0)
     error_rate_relative_margin: float = Field(0.5, gt=0.0)
-    error_rate_margin_min: float = Field(0.0005, gt=0.0, lt=1.0)
+    error_rate_margin_min: float = Field(0.002, gt=0.0, lt=1.0)
     error_rate_min_requests: int = Field(400, ge=1)
     error_rate_mixture_scale: float = Field(0.01, gt=0.0)
 

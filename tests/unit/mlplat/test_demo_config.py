@@ -12,14 +12,16 @@ pytestmark = pytest.mark.unit
 
 
 def test_defaults_are_valid_and_compress_time_not_rules() -> None:
-    """The shipped defaults load, and the judge keeps every default but the shift policy."""
+    """The shipped defaults load; the judge keeps every default but two, each shown in knobs()."""
     config = load_demo_config()
     judge = config.judge_config()
     assert judge.prediction_shift_action == "rollback"
+    assert judge.error_rate_margin_min == pytest.approx(0.005)
+    changed = {"prediction_shift_action", "error_rate_margin_min"}
     defaults = type(judge)()
-    assert judge.model_dump(exclude={"prediction_shift_action"}) == defaults.model_dump(
-        exclude={"prediction_shift_action"}
-    )
+    assert judge.model_dump(exclude=changed) == defaults.model_dump(exclude=changed)
+    knobs = {row[0] for row in config.knobs()}
+    assert "error-rate margin against an error-free champion" in knobs
     assert config.pipeline_config().data.n_rows == config.training_rows
 
 

@@ -219,7 +219,7 @@ def test_a_canary_bringing_errors_to_an_error_free_champion_is_never_promoted() 
     small = judge.evaluate(_observe(20, _variant(16_000, 0.0), _variant(4000, 0.003)))
     assert small.verdict == Verdict.CONTINUE
     error = small.signal(SignalName.ERROR_RATE)
-    assert error.margin == pytest.approx(0.0005)
+    assert error.margin == pytest.approx(0.002)
     assert error.decision == Decision.UNDECIDED
     large = judge.evaluate(_observe(60, _variant(64_000, 0.0), _variant(16_000, 0.003)))
     assert large.verdict == Verdict.ROLLBACK
