@@ -198,8 +198,15 @@ class EventStore:
     # -- writing -------------------------------------------------------------------------
 
     def create_schema(self) -> None:
-        """Create the table and its indexes if they do not exist (safe to call every start)."""
-        with self._errors(), self._engine.begin() as conn:
+        """Create the tables and indexes if they do not exist (safe to call every start).
+
+        Safe for processes starting together on a fresh database too: on SQLite the check and
+        the ``CREATE`` run under ``BEGIN IMMEDIATE`` (a deferred transaction cannot upgrade to
+        a writer while another one writes: "database is locked" at once), on PostgreSQL under an
+        advisory lock (else both see no table and one fails on "already exists").
+        """
+        with self._errors(), write_transaction(self._engine) as conn:
+            take_advisory_xact_lock(conn, "schema", "deployment_events")
             metadata.create_all(conn, checkfirst=True)
 
     def begin(

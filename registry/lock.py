@@ -24,8 +24,9 @@ a fencing ``token`` and a lease expiry.
   every pending event it sees belongs to a process that is gone.
 
 PostgreSQL adds a second guard: the owner also holds ``pg_advisory_xact_lock`` on a key derived
-from the model name, in a dedicated connection whose transaction stays open for the whole move. Live movers queue on it instead of polling, and it dies with the owner's connection.
-It is not enough alone — a process whose connection broke may still be writing MLflow — so the
+from the model name, in a dedicated connection whose transaction stays open for the whole move.
+Live movers queue on it instead of polling, and it dies with the owner's connection. It is not
+enough alone — a process whose connection broke may still be writing MLflow — so the
 lease still decides when a dead owner's move may be finished; the advisory lock only makes the
 common case fast. SQLite has no such lock: the lease row is the whole story, and ``BEGIN
 IMMEDIATE`` makes each of its transactions single-writer.
