@@ -121,6 +121,18 @@ def test_promote_remembers_the_old_champion_and_ends_the_canary() -> None:
     assert plan_promote(move.after, 2) is None
 
 
+def test_rollback_to_a_rejected_previous_champion_is_refused_naming_it() -> None:
+    """A rejected version never serves again, even as the rollback target."""
+    with pytest.raises(InvalidMoveError, match=r"to version 1: it was rejected"):
+        plan_rollback(DeploymentState(champion=2, previous_champion=1), "m", previous_rejected=True)
+
+
+def test_rollback_to_the_version_already_champion_is_refused_not_reported_as_a_move() -> None:
+    """No "rollback 2->2" event: a previous champion equal to the champion is nothing to undo."""
+    with pytest.raises(InvalidMoveError, match=r"version 2, already is the champion"):
+        plan_rollback(DeploymentState(champion=2, previous_champion=2), "m")
+
+
 def test_rollback_returns_to_the_previous_champion_once() -> None:
     promoted = DeploymentState(champion=2, previous_champion=1)
     move = plan_rollback(promoted, "m")
