@@ -31,7 +31,7 @@ from registry.database import (
     write_transaction,
 )
 from registry.errors import EventStoreError, MoveInProgressError, StaleStateError, redact_url
-from registry.event_table import deployment_events, metadata
+from registry.event_table import deployment_events, metadata, model_locks
 from registry.lock import Lease, LockHolder, ModelLock, check_lease, holder, take_advisory_xact_lock
 from registry.state import DeploymentState
 
@@ -187,6 +187,7 @@ class EventStore:
     def __init__(self, url: str) -> None:
         self.url = normalise_url(url)
         self._engine = create_engine(self.url)
+        self._lock_table_ready = False
 
     def __repr__(self) -> str:
         return f"EventStore({redact_url(self.url)!r})"
@@ -208,6 +209,7 @@ class EventStore:
         with self._errors(), write_transaction(self._engine) as conn:
             take_advisory_xact_lock(conn, "schema", "deployment_events")
             metadata.create_all(conn, checkfirst=True)
+        self._lock_table_ready = True
 
     def begin(
         self,
@@ -356,7 +358,18 @@ class EventStore:
             owner: Unique id of this acquisition (:func:`registry.lock.new_owner_id`).
             lease_seconds: How long the lock outlives a dead owner's last heartbeat.
             timeout_seconds: How long to wait for another holder.
+
+        Raises:
+            EventStoreUnavailable: If the database cannot be reached (to create the lock table
+                of an older log on first use).
         """
+        if not self._lock_table_ready:
+            # A log created before the lock existed (or a store opened while the database was
+            # down, so create_schema never ran) gets the table on first use.
+            with self._errors(), write_transaction(self._engine) as conn:
+                take_advisory_xact_lock(conn, "schema", "deployment_events")
+                model_locks.create(conn, checkfirst=True)
+            self._lock_table_ready = True
         return ModelLock(
             self._engine,
             self.url,

@@ -113,3 +113,19 @@ def test_an_owner_whose_lease_was_taken_cannot_write_its_pending_event(
     finally:
         lock.release()
     assert event_store.lock_holder("m").owner == "new#2"  # release never frees another's lock
+
+
+def test_an_event_log_created_before_the_lock_table_gets_it_on_first_use(
+    event_store: EventStore,
+) -> None:
+    """Upgrading: a log without ``model_locks`` (or opened without create_schema) still locks."""
+    engine = sa.create_engine(event_store.url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE model_locks"))
+    engine.dispose()
+    reopened = EventStore(event_store.url)  # as serving or a controller started during an outage
+
+    lock = reopened.lock("m", owner="ci#1", lease_seconds=10, timeout_seconds=0)
+    assert lock.acquire() is not None
+    lock.release()
+    assert reopened.lock_holder("m").owner is None
