@@ -566,7 +566,6 @@ def build_observation(
         scores: Logged probabilities per variant (binned on :data:`SCORE_EDGES`).
         labelled: ``(probabilities, labels)`` per variant; log loss on them is the quality.
     """
-
     tail = _tail_bucket(counts[CHAMPION])
 
     def variant(name: Variant) -> VariantWindow:
