@@ -50,12 +50,17 @@ __all__ = [
     "CanaryEvidence",
     "MeanEvidence",
     "ScoreEvidence",
+    "TAIL_QUANTILE",
     "mean_sequence",
     "proportion_sequence",
     "stratum_evidence",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+# The champion quantile whose exceedances the tail-latency signal counts (its p99), for the
+# controller's histogram buckets and the simulation alike.
+TAIL_QUANTILE = 0.99
 
 CHAMPION_AXIS = 0
 CANARY_AXIS = 1

@@ -212,7 +212,6 @@ class JudgeConfig(BaseModel):
         latency_ratio_margin: Largest latency ratio a promotion accepts.
         latency_min_samples: Latency observations each variant needs before latency is judged.
         latency_mixture_scale: Log-ratio where the latency sequence is tightest.
-        tail_quantile: The champion quantile whose exceedances the tail signal counts.
         tail_floor: Increase of the share above that quantile worth a rollback (0.005 = half a
             point: at p99, 1.5 times the champion's tail).
         tail_margin: Largest increase of that share a promotion accepts.
@@ -260,7 +259,6 @@ class JudgeConfig(BaseModel):
     latency_min_samples: int = Field(100, ge=2)
     latency_mixture_scale: float = Field(0.2, gt=0.0)
 
-    tail_quantile: float = Field(0.99, gt=0.5, lt=1.0)
     tail_floor: float = Field(0.005, ge=0.0, lt=1.0)
     tail_margin: float = Field(0.01, gt=0.0, lt=1.0)
     tail_min_samples: int = Field(400, ge=1)

@@ -40,7 +40,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special, stats
 
-from monitoring.evidence import CanaryEvidence, MeanEvidence, ScoreEvidence, stratum_evidence
+from monitoring.evidence import (
+    TAIL_QUANTILE,
+    CanaryEvidence,
+    MeanEvidence,
+    ScoreEvidence,
+    stratum_evidence,
+)
 from monitoring.judge import CanaryJudge, JudgeConfig, VerdictCode
 from monitoring.peers import (
     ArgoAnalysisTemplate,
@@ -692,7 +698,7 @@ class _Scenario:
         self.error_offset = rng.normal(0.0, t.client_error_sd, (runs, clients))
         self.latency_offset = rng.normal(0.0, t.client_latency_sd, (runs, clients))
         base_log = math.log(t.latency_median_s) + self.latency_offset
-        self.tau = _tail_threshold(self.shares, base_log, t.latency_log_sd, 0.99)
+        self.tau = _tail_threshold(self.shares, base_log, t.latency_log_sd, TAIL_QUANTILE)
         self.mu = {
             "champion": _separation(t.champion_auc),
             "canary": _separation(t.champion_auc + scenario.auc_change),

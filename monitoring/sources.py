@@ -38,6 +38,7 @@ import pandas as pd
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitoring.evidence import TAIL_QUANTILE
 from monitoring.judge import (
     CanaryObservation,
     LatencySummary,
@@ -593,7 +594,7 @@ def build_observation(
     )
 
 
-def _tail_bucket(champion: VariantCounts, quantile: float = 0.99) -> int | None:
+def _tail_bucket(champion: VariantCounts, quantile: float = TAIL_QUANTILE) -> int | None:
     """The first latency bucket bound at or above the champion's ``quantile``.
 
     The tail signal counts, for both variants, the requests slower than this bound. It is
