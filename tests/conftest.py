@@ -30,6 +30,25 @@ def require_tool(name: str) -> str:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_globals_restored() -> Iterator[None]:
+    """Undo what ``mlflow.set_tracking_uri`` leaks: it also writes ``MLFLOW_TRACKING_URI``.
+
+    Settings read that variable, so a test that points MLflow at its own server would otherwise
+    send every later test in the process (and the subprocesses it starts) to a dead store.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    environment = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    tracking, registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    yield
+    tracking_utils._tracking_uri, registry_utils._registry_uri = tracking, registry
+    for name in [k for k in os.environ if k.startswith("MLFLOW_") and k not in environment]:
+        del os.environ[name]
+    os.environ.update(environment)
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """A SQLAlchemy URL of a reachable PostgreSQL server, from ``MLPLAT_TEST_POSTGRES_URL``."""

@@ -79,7 +79,8 @@ _DIE_MID_PROMOTE = """
 import sys
 from registry import RegistrySettings, open_registry
 settings = RegistrySettings(
-    home=sys.argv[1], actor="doomed", lock_lease_seconds=float(sys.argv[3]),
+    home=sys.argv[1], tracking_uri=sys.argv[4], events_url=sys.argv[5], actor="doomed",
+    lock_lease_seconds=float(sys.argv[3]),
     failpoints="registry.after_alias_write=exit",
 )
 open_registry(settings).promote(int(sys.argv[2]), reason="dies after the alias write")
@@ -89,7 +90,12 @@ open_registry(settings).promote(int(sys.argv[2]), reason="dies after the alias w
 def test_a_killed_movers_half_done_move_is_finished_only_after_its_lease(tmp_path: Path) -> None:
     """A process killed after its alias write: untouched while its lease runs, then completed."""
     lease_s = 4.0
-    settings = RegistrySettings(home=tmp_path, actor="it")
+    settings = RegistrySettings(
+        home=tmp_path,
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        events_url=f"sqlite:///{tmp_path / 'events.db'}",
+        actor="it",
+    )
     registry = open_registry(settings)
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     experiment = ensure_experiment(client, settings.experiment_name, None)
@@ -102,7 +108,16 @@ def test_a_killed_movers_half_done_move_is_finished_only_after_its_lease(tmp_pat
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLPLAT_", "MLFLOW_"))}
     died = subprocess.run(
-        [sys.executable, "-c", _DIE_MID_PROMOTE, str(tmp_path), str(v2), str(lease_s)],
+        [
+            sys.executable,
+            "-c",
+            _DIE_MID_PROMOTE,
+            str(tmp_path),
+            str(v2),
+            str(lease_s),
+            settings.tracking_uri,
+            settings.events_url,
+        ],
         env=env,
         capture_output=True,
         timeout=120,
