@@ -28,6 +28,7 @@ from pipeline import (
     log_training_run,
 )
 from pipeline import run as run_steps
+from pipeline.tracking import quiet_git_probe
 from registry import InvalidMoveError, ModelRegistry
 
 Outcome = Literal["registered", "rejected", "invalid-data"]
@@ -113,7 +114,11 @@ def run_pipeline(
     state = registry.state()
     champion = load_model(registry.model_uri(state.champion)) if state.champion else None
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=_run_name(request)) as run:
+    # The run's code version is code_version()'s; MLflow's own git probe must not warn where
+    # git is not installed (the runtime image).
+    with quiet_git_probe():
+        started = mlflow.start_run(experiment_id=experiment_id, run_name=_run_name(request))
+    with started as run:
         mlflow.set_tags(
             {
                 "mlplat.trigger": request.trigger,

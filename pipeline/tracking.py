@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import tempfile
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +51,29 @@ def dataset_digest(df: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def code_version(root: Path | None = None) -> str:
-    """Return the git commit of the code, ``-dirty`` when the work tree has changes.
+CODE_VERSION_ENV = "MLPLAT_CODE_VERSION"
+"""Environment variable naming the code version where there is no git checkout to ask: the image
+sets it from its ``GIT_COMMIT`` build argument (Dockerfile)."""
 
-    Outside a git checkout (an installed package) it falls back to ``package-<version>``.
+UNKNOWN_CODE_VERSION = "unknown"
+"""The code version recorded when neither :data:`CODE_VERSION_ENV` nor git can say."""
+
+
+def code_version(root: Path | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """Return the version of the code a run records, without warnings whatever is installed.
+
+    In order: :data:`CODE_VERSION_ENV` when set and not blank (the image has neither a checkout
+    nor git, so its build bakes the commit in); else the git commit of the checkout, ``-dirty``
+    when the work tree has changes; else ``unknown``. A package version is not used: every
+    commit between two releases carries the same one.
 
     Args:
         root: A directory inside the checkout; defaults to this package's parent.
+        environ: Where to read :data:`CODE_VERSION_ENV`; defaults to the process environment.
     """
+    given = (os.environ if environ is None else environ).get(CODE_VERSION_ENV, "").strip()
+    if given:
+        return given
     where = root or Path(__file__).resolve().parent.parent
 
     def git(*args: str) -> str:
@@ -69,11 +86,31 @@ def code_version(root: Path | None = None) -> str:
         sha = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain"))
     except (OSError, subprocess.SubprocessError):
-        try:
-            return f"package-{version('mlplat')}"
-        except PackageNotFoundError:
-            return "unknown"
+        # No git executable, or not a checkout: the answer is "unknown", not a warning.
+        return UNKNOWN_CODE_VERSION
     return f"{sha}-dirty" if dirty else sha
+
+
+@contextmanager
+def quiet_git_probe() -> Iterator[None]:
+    """Let MLflow's git probe fail quietly while a run starts, where git is not installed.
+
+    ``mlflow.start_run`` asks GitPython for the commit, branch and remote of the entry script.
+    Without a git executable (the runtime image) GitPython refuses to import unless
+    ``GIT_PYTHON_REFRESH=quiet``, and MLflow logs that refusal as three warnings per run. Inside
+    this block GitPython imports quietly instead (once per process) and MLflow records no git
+    tags; the run's code version is :func:`code_version`'s anyway. Where git is installed nothing
+    changes. A value the caller set is kept, and the environment is restored on exit.
+    """
+    variable = "GIT_PYTHON_REFRESH"
+    if variable in os.environ:
+        yield
+        return
+    os.environ[variable] = "quiet"
+    try:
+        yield
+    finally:
+        os.environ.pop(variable, None)
 
 
 def flatten(prefix: str, value: Any) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -17,12 +19,15 @@ from pipeline.model_io import load_model
 from pipeline.pipeline import PipelineResult, run
 from pipeline.scenarios import apply_scenario
 from pipeline.tracking import (
+    CODE_VERSION_ENV,
     PREDICTION_COLUMN,
     REFERENCE_ARTIFACT,
+    UNKNOWN_CODE_VERSION,
     TrackingError,
     code_version,
     dataset_digest,
     log_training_run,
+    quiet_git_probe,
 )
 
 pytestmark = [pytest.mark.unit, pytest.mark.slow]
@@ -74,13 +79,45 @@ def test_code_version_is_the_commit_and_says_when_the_tree_is_dirty(tmp_path: Pa
     git("add", "a.py")
     git("commit", "-q", "-m", "first")
     sha = git("rev-parse", "HEAD")
-    assert code_version(tmp_path) == sha
+    assert code_version(tmp_path, environ={}) == sha
     (tmp_path / "a.py").write_text("x = 2\n")
-    assert code_version(tmp_path) == f"{sha}-dirty"
+    assert code_version(tmp_path, environ={}) == f"{sha}-dirty"
 
 
-def test_code_version_falls_back_to_the_package_version_outside_git(tmp_path: Path) -> None:
-    assert code_version(tmp_path).startswith("package-")
+def test_code_version_is_unknown_outside_a_checkout(tmp_path: Path) -> None:
+    """Not a checkout and no variable: "unknown", never a package version that looks exact."""
+    assert code_version(tmp_path, environ={}) == UNKNOWN_CODE_VERSION
+
+
+def test_the_build_time_variable_wins_and_a_blank_one_is_ignored(tmp_path: Path) -> None:
+    """The image's MLPLAT_CODE_VERSION is the answer; a blank one (no build arg) is not."""
+    assert code_version(tmp_path, environ={CODE_VERSION_ENV: " 3f2a9c1 "}) == "3f2a9c1"
+    assert code_version(tmp_path, environ={CODE_VERSION_ENV: ""}) == UNKNOWN_CODE_VERSION
+
+
+def test_code_version_is_unknown_and_silent_without_a_git_executable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no git on PATH (the runtime image) the checkout cannot answer: "unknown", no warning."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert code_version(environ={}) == UNKNOWN_CODE_VERSION
+        assert code_version(environ={CODE_VERSION_ENV: "abc123"}) == "abc123"
+
+
+def test_quiet_git_probe_sets_gitpython_quiet_only_inside_and_keeps_a_callers_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The variable holds while a run starts, is gone after it, and a caller's choice stands."""
+    monkeypatch.delenv("GIT_PYTHON_REFRESH", raising=False)
+    with quiet_git_probe():
+        assert os.environ["GIT_PYTHON_REFRESH"] == "quiet"
+    assert "GIT_PYTHON_REFRESH" not in os.environ
+    monkeypatch.setenv("GIT_PYTHON_REFRESH", "error")
+    with quiet_git_probe():
+        assert os.environ["GIT_PYTHON_REFRESH"] == "error"
+    assert os.environ["GIT_PYTHON_REFRESH"] == "error"
 
 
 def test_logging_needs_an_active_run(result: PipelineResult, cfg: PipelineConfig) -> None:
