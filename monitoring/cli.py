@@ -10,16 +10,47 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import click
 
 if TYPE_CHECKING:
     from monitoring.settings import MonitorSettings
 
-__all__ = ["monitor"]
+__all__ = ["configure_logging", "monitor"]
 
 EXIT_HELD = 3
+
+PROJECT_LOGGERS: Final = (
+    "monitoring",
+    "registry",
+    "serving",
+    "pipeline",
+    "ci",
+    "features",
+    "mlplat",
+)
+"""The packages whose loggers ``--log-level`` sets: the controller's decisions and their causes."""
+
+LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Log the project's own records from ``level``, other libraries' from WARNING.
+
+    The controller polls every few seconds, and httpx logs each request at INFO: one line per
+    Prometheus query or scrape, which buried the decisions. Libraries therefore stay at WARNING
+    (their problems still show), unless ``level`` is ``debug``, which shows everything. uvicorn
+    sets its own loggers from the same ``--log-level`` when the server starts.
+
+    Args:
+        level: ``critical``, ``error``, ``warning``, ``info`` or ``debug``.
+    """
+    wanted = logging.getLevelNamesMapping()[level.upper()]
+    libraries = logging.DEBUG if wanted == logging.DEBUG else max(wanted, logging.WARNING)
+    logging.basicConfig(level=libraries, format=LOG_FORMAT)
+    for name in PROJECT_LOGGERS:
+        logging.getLogger(name).setLevel(wanted)
 
 
 def _settings(overrides: dict[str, object]) -> MonitorSettings:
@@ -83,9 +114,7 @@ def monitor(
     from monitoring.settings import MonitorSettingsError
     from registry import RegistryError
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_level)
     if prometheus_url and scrape_urls:
         raise click.UsageError("give --prometheus-url or --scrape, not both")
     overrides: dict[str, object] = {}
