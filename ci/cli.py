@@ -1,7 +1,9 @@
 """``mlplat pipeline …`` and ``mlplat deploy …``: the CI/CD pipeline's command-line face.
 
-Commands import their components inside the function so ``--help`` stays instant. Every domain
-error (a bad scenario name, an unreachable MLflow server, an invalid config value) becomes a
+Commands import their components inside the function so ``--help`` stays instant. A bad option
+value (a canary weight above the cap) is a usage error: click's message naming the option, exit
+code 2, before anything is opened. Every domain error (a bad scenario name, an unreachable MLflow
+server, an unknown version, a move the registry or the deploy guardrails refuse) becomes a
 one-paragraph message and exit code 1; a gate that stops the pipeline exits with code 3 and names
 the stage and its reasons, so a CI job can tell "the model is not good enough" from "it crashed".
 """
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
+
+from ci.deploy import MAX_CANARY_WEIGHT
 
 if TYPE_CHECKING:
     from registry import DeploymentEvent
@@ -325,19 +329,39 @@ def _echo_move(event: DeploymentEvent | None) -> None:
 
 @click.group()
 def deploy() -> None:
-    """Move models between deployment states: start a canary, promote, roll back."""
+    """Move models between deployment states: start a canary, promote, reject, roll back."""
+
+
+def _canary_weight(ctx: click.Context, param: click.Parameter, weight: float) -> float:
+    """Refuse a weight outside (0, MAX_CANARY_WEIGHT] as a usage error, before any registry call."""
+    from ci.deploy import check_canary_weight
+    from registry import InvalidMoveError
+
+    try:
+        return check_canary_weight(weight)
+    except InvalidMoveError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+version_option = click.option(
+    "--version", "version", type=click.IntRange(min=1), required=True, help="Model version number."
+)
+reason_option = click.option("--reason", required=True, help="Why; kept in the audit log.")
 
 
 @deploy.command()
-@click.option("--version", "version", type=click.IntRange(min=1), required=True)
+@version_option
 @click.option(
-    "--weight", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.1, show_default=True,
-    help="Share of traffic routed to the canary.",
+    "--weight", type=float, default=0.1, show_default=True, callback=_canary_weight,
+    help=f"Share of traffic routed to the canary: more than 0, at most {MAX_CANARY_WEIGHT}.",
 )  # fmt: skip
 @click.option("--reason", default="canary started from the CLI", show_default=True)
 @friendly_errors
 def canary(version: int, weight: float, reason: str) -> None:
-    """Start (or re-weight) a canary of VERSION at WEIGHT of the traffic."""
+    """Start (or re-weight) a canary of VERSION at WEIGHT of the traffic.
+
+    Only a version that passed the evaluation gate and was never rejected may take traffic.
+    """
     from ci.deploy import start_canary
     from ci.runner import open_from_settings
 
@@ -345,18 +369,63 @@ def canary(version: int, weight: float, reason: str) -> None:
 
 
 @deploy.command()
-@click.option("--version", "version", type=click.IntRange(min=1), required=True)
-@click.option("--reason", required=True, help="Kept in the audit log.")
+@version_option
+@reason_option
+@click.option(
+    "--force", is_flag=True,
+    help="Promote a version that never passed the evaluation gate; the event records it with "
+    "your name and reason. A rejected version is refused even so.",
+)  # fmt: skip
 @friendly_errors
-def promote(version: int, reason: str) -> None:
-    """Make VERSION the champion (normally the controller's call after a passed canary)."""
+def promote(version: int, reason: str, force: bool) -> None:
+    """Make VERSION the champion (normally the controller's call after a passed canary).
+
+    Refuses a version that was rejected or never passed the evaluation gate (exit code 1).
+    """
+    from ci.deploy import NotServableError
+    from ci.deploy import promote as promote_version
     from ci.runner import open_from_settings
 
-    _echo_move(open_from_settings().promote(version, reason=reason))
+    try:
+        event = promote_version(open_from_settings(), version, reason=reason, force=force)
+    except NotServableError as exc:
+        if exc.veto.reason != "gate_not_passed":
+            raise
+        raise click.ClickException(
+            f"{exc}; promote a gated version, or repeat with --force to override "
+            "(the event records your name and reason)"
+        ) from None
+    _echo_move(event)
+    if event is not None and event.details.get("forced") is True:
+        click.echo(
+            f"warning: version {version} did not pass the gate, so the service refuses to serve "
+            "it (serving/admission.py) and keeps serving the previous champion; "
+            "ServingRefusesRegistryChoice pages until a gated version is champion",
+            err=True,
+        )
 
 
 @deploy.command()
-@click.option("--reason", required=True, help="Kept in the audit log.")
+@version_option
+@reason_option
+@friendly_errors
+def reject(version: int, reason: str) -> None:
+    """Mark VERSION rejected: it never serves again; if it is the canary, the canary ends.
+
+    A canary's traffic goes to 0 and the challenger alias is removed, in one event. The
+    champion cannot be rejected: roll back or promote another version first.
+    """
+    from ci.runner import open_from_settings
+
+    event = open_from_settings().reject(version, reason=reason)
+    if event is None:
+        click.echo(f"nothing to do: version {version} was already rejected and takes no traffic")
+        return
+    _echo_move(event)
+
+
+@deploy.command()
+@reason_option
 @friendly_errors
 def rollback(reason: str) -> None:
     """Give the champion alias back to the previous champion."""
