@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from serving.admission import RefusalReason, Veto, vet
 from serving.batcher import Predictor
-from serving.routing import CANARY, CHAMPION, Variant, choose_variant
+from serving.routing import CANARY, CHAMPION, Variant, canary_salt, key_hash, variant_at
 
 if TYPE_CHECKING:
     from registry import ModelRegistry, RegistrySettings
@@ -266,11 +266,15 @@ class Deployment:
 
     def route(self, routing_key: str) -> tuple[Variant, LoadedModel] | None:
         """Return the variant and model that serve ``routing_key``, or None when not ready."""
+        return self.route_point(key_hash(routing_key))
+
+    def route_point(self, point: float) -> tuple[Variant, LoadedModel] | None:
+        """:meth:`route` for a routing key already hashed (:func:`serving.routing.key_hash`)."""
         champion, canary = self.champion, self.canary
         if champion is None:
             return None  # an unproven canary never serves alone
         if canary is not None and (
-            choose_variant(routing_key, self.canary_weight, canary.label) == CANARY
+            variant_at(point, self.canary_weight, canary_salt(canary.version)) == CANARY
         ):
             return CANARY, canary
         return CHAMPION, champion

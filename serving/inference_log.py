@@ -33,14 +33,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from features import FEATURE_NAMES, FEATURES, NumericFeature
+from features import FEATURE_NAMES, FEATURES, SEGMENT, NumericFeature
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class InferenceRecord:
         probability: Predicted probability of default.
         prediction: 0 or 1 at the service's threshold.
         features: Feature values in contract order (``None`` = missing).
+        routing_hash: The routing key's unsalted point of [0, 1)
+            (:func:`serving.routing.key_hash`): the canary judge's cluster and baseline split.
+        latency_s: Seconds the request took to score, as its client saw it.
     """
 
     ts: float
@@ -82,6 +86,36 @@ class InferenceRecord:
     probability: float
     prediction: int
     features: Sequence[Any]
+    routing_hash: float | None = None
+    latency_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRecord:
+    """One row a model failed to score (the request was answered 500), as logged.
+
+    The canary judge counts these as the variant's errors, in the same strata, clusters and
+    slices as the rows that were scored.
+
+    Attributes:
+        ts: Unix time of the failure.
+        request_id: The request's id.
+        row: Position of the record in its request.
+        variant: ``champion`` or ``canary``.
+        model_version: Registry version that failed.
+        routing_hash: The routing key's unsalted point of [0, 1).
+        latency_s: Seconds until the failure was answered.
+        slice_value: The record's value of the contract's slice column, if it had one.
+    """
+
+    ts: float
+    request_id: str
+    row: int
+    variant: str
+    model_version: int
+    routing_hash: float | None
+    latency_s: float | None
+    slice_value: str | None
 
 
 @dataclass(frozen=True)
@@ -111,7 +145,15 @@ def _feature_column(f: Any) -> sa.Column[Any]:
     return sa.Column(f.name, sa.String(64), nullable=True)
 
 
-def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+# Columns added after the first release: ``create_schema`` adds them to an older table (nullable,
+# so rows written before have NULL there, which the judge reads as "not recorded").
+_ADDED_COLUMNS: Final[tuple[tuple[str, Any], ...]] = (
+    ("routing_hash", sa.Float),
+    ("latency_s", sa.Float),
+)
+
+
+def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
     predictions = sa.Table(
         "inference_log",
         metadata,
@@ -124,9 +166,24 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("probability", sa.Float, nullable=False),
         sa.Column("prediction", sa.Integer, nullable=False),
         *(_feature_column(f) for f in FEATURES),
+        *(sa.Column(name, kind, nullable=True) for name, kind in _ADDED_COLUMNS),
         sa.Index("ix_inference_log_ts", "ts"),
         sa.Index("ix_inference_log_variant_ts", "variant", "ts"),
         sa.Index("ix_inference_log_request", "request_id", "row"),
+    )
+    failures = sa.Table(
+        "inference_failures",
+        metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+        sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("request_id", sa.String(128), nullable=False),
+        sa.Column("row", sa.Integer, nullable=False),
+        sa.Column("variant", sa.String(16), nullable=False),
+        sa.Column("model_version", sa.Integer, nullable=False),
+        sa.Column("routing_hash", sa.Float, nullable=True),
+        sa.Column("latency_s", sa.Float, nullable=True),
+        sa.Column("slice_value", sa.String(64), nullable=True),
+        sa.Index("ix_inference_failures_ts", "ts"),
     )
     feedback = sa.Table(
         "inference_feedback",
@@ -136,7 +193,7 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
         sa.Column("label", sa.Integer, nullable=False),
         sa.Column("received_ts", sa.Float, nullable=False),
     )
-    return predictions, feedback
+    return predictions, feedback, failures
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -194,23 +251,36 @@ class InferenceLogReader:
             self.engine = create_log_engine(url_or_engine)
             self._owns_engine = True
         self._metadata = sa.MetaData()
-        self.predictions, self.feedback = _tables(self._metadata)
+        self.predictions, self.feedback, self.failures = _tables(self._metadata)
 
     def create_schema(self) -> None:
         """Create the tables and indexes if they are missing (safe to race from many workers)."""
         for attempt in range(3):
             try:
                 with self.engine.begin() as conn:
-                    for table in (self.predictions, self.feedback):
+                    for table in (self.predictions, self.feedback, self.failures):
                         conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
                         for index in table.indexes:
                             conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+                    self._add_missing_columns(conn)
                 return
             except (OperationalError, IntegrityError, ProgrammingError):
                 # Another worker created the same object between our check and our create.
                 if attempt == 2:
                     raise
                 time.sleep(0.05 * (attempt + 1))
+
+    def _add_missing_columns(self, conn: sa.Connection) -> None:
+        """Add the columns a table created by an older release lacks (nullable, no rewrite)."""
+        present = {c["name"] for c in sa.inspect(conn).get_columns(self.predictions.name)}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in present:
+                column_type = kind().compile(dialect=conn.dialect)
+                conn.execute(
+                    sa.text(
+                        f'ALTER TABLE "{self.predictions.name}" ADD COLUMN "{name}" {column_type}'
+                    )
+                )
 
     def close(self) -> None:
         """Release the connection pool, if this reader created it."""
@@ -285,6 +355,82 @@ class InferenceLogReader:
         )
         return _with_timestamp(frame, "ts", "timestamp")
 
+    def has_judge_columns(self) -> bool:
+        """Whether the table records what the canary judge reads (routing hash, latency).
+
+        A table an older release created lacks them until a current service (or
+        :meth:`create_schema`) adds them; the judge then judges from counters instead.
+        """
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table(self.predictions.name):
+            return False
+        present = {c["name"] for c in inspector.get_columns(self.predictions.name)}
+        return all(name in present for name, _ in _ADDED_COLUMNS) and inspector.has_table(
+            self.failures.name
+        )
+
+    def judge_rows(self, start: datetime | float, end: datetime | float) -> pd.DataFrame:
+        """Every row scored or failed in ``[start, end)``, as the canary judge reads them.
+
+        Call :meth:`has_judge_columns` first.
+
+        Returns:
+            Columns ``ts`` (Unix seconds), ``variant``, ``model_version``, ``routing_hash``,
+            ``latency_s``, ``failed`` (bool), ``slice`` (the contract's slice column, as text)
+            and ``probability`` (NaN on failed rows), unsorted.
+        """
+        t, f = self.predictions, self.failures
+        lo, hi = _as_ts(start, "start"), _as_ts(end, "end")
+        scored = sa.select(
+            t.c.ts,
+            t.c.variant,
+            t.c.model_version,
+            t.c.routing_hash,
+            t.c.latency_s,
+            t.c[SEGMENT].label("slice"),
+            t.c.probability,
+        ).where(t.c.ts >= lo, t.c.ts < hi)
+        failed = sa.select(
+            f.c.ts,
+            f.c.variant,
+            f.c.model_version,
+            f.c.routing_hash,
+            f.c.latency_s,
+            f.c.slice_value.label("slice"),
+        ).where(f.c.ts >= lo, f.c.ts < hi)
+        with self.engine.connect() as conn:
+            ok = pd.read_sql(scored, conn).assign(failed=False)
+            bad = pd.read_sql(failed, conn).assign(failed=True, probability=np.nan)
+        frames = [frame for frame in (ok, bad) if len(frame)]
+        if not frames:
+            return ok.iloc[0:0]
+        return pd.concat(frames, ignore_index=True)
+
+    def judge_labels(self, start: datetime | float, end: datetime | float) -> pd.DataFrame:
+        """Labelled predictions made in ``[start, end)``, as the canary judge reads them.
+
+        Returns:
+            Columns ``ts``, ``variant``, ``model_version``, ``routing_hash``, ``slice``,
+            ``probability``, ``label`` and ``received_ts`` (Unix seconds the label arrived).
+        """
+        t, f = self.predictions, self.feedback
+        query = (
+            sa.select(
+                t.c.ts,
+                t.c.variant,
+                t.c.model_version,
+                t.c.routing_hash,
+                t.c[SEGMENT].label("slice"),
+                t.c.probability,
+                f.c.label,
+                f.c.received_ts,
+            )
+            .join(f, sa.and_(f.c.request_id == t.c.request_id, f.c.row == t.c.row))
+            .where(t.c.ts >= _as_ts(start, "start"), t.c.ts < _as_ts(end, "end"))
+        )
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn)
+
     def _read(self, query: sa.Select[Any]) -> pd.DataFrame:
         # Before the service has logged anything the tables may not exist: that is an empty
         # window, not an error for the drift job.
@@ -318,6 +464,17 @@ _LOGGED_COLUMNS = (
     "probability",
     "prediction",
     *FEATURE_NAMES,
+    *(name for name, _ in _ADDED_COLUMNS),
+)
+_FAILURE_COLUMNS = (
+    "ts",
+    "request_id",
+    "row",
+    "variant",
+    "model_version",
+    "routing_hash",
+    "latency_s",
+    "slice_value",
 )
 
 
@@ -346,9 +503,10 @@ class InferenceLogStore(InferenceLogReader):
         # Statements built once and handed to the driver: SQLAlchemy Core's executemany costs
         # ~35 us per row in type processing, the driver path a few.
         self._insert = _insert_sql(self.predictions.name, _LOGGED_COLUMNS, dialect.paramstyle)
+        self._insert_failure = _insert_sql(self.failures.name, _FAILURE_COLUMNS, dialect.paramstyle)
 
-    def write(self, records: Sequence[InferenceRecord]) -> None:
-        """Insert ``records`` in one transaction."""
+    def write(self, records: Sequence[InferenceRecord | FailedRecord]) -> None:
+        """Insert ``records`` (scored rows and failed rows) in one transaction."""
         if not records:
             return
         rows = [
@@ -361,16 +519,43 @@ class InferenceLogStore(InferenceLogReader):
                 r.probability,
                 r.prediction,
                 *r.features,
+                r.routing_hash,
+                r.latency_s,
             )
             for r in records
+            if isinstance(r, InferenceRecord)
+        ]
+        failed = [
+            (
+                r.ts,
+                r.request_id,
+                r.row,
+                r.variant,
+                r.model_version,
+                r.routing_hash,
+                r.latency_s,
+                r.slice_value,
+            )
+            for r in records
+            if isinstance(r, FailedRecord)
         ]
         with self.engine.begin() as conn:
-            if self._positional:
-                conn.exec_driver_sql(self._insert, rows)
-            else:
-                conn.exec_driver_sql(
-                    self._insert, [dict(zip(_LOGGED_COLUMNS, row, strict=True)) for row in rows]
-                )
+            self._execute(conn, self._insert, _LOGGED_COLUMNS, rows)
+            self._execute(conn, self._insert_failure, _FAILURE_COLUMNS, failed)
+
+    def _execute(
+        self,
+        conn: sa.Connection,
+        statement: str,
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        if not rows:
+            return
+        if self._positional:
+            conn.exec_driver_sql(statement, rows)
+        else:
+            conn.exec_driver_sql(statement, [dict(zip(columns, row, strict=True)) for row in rows])
 
     def join_feedback(self, request_id: str, row: int, label: int) -> FeedbackJoin:
         """Store the true label of a logged prediction, once, and return the joined pair.
@@ -453,7 +638,7 @@ class InferenceLogger:
         self._on_drop = on_drop
         self._on_write = on_write
         self._on_write_failure = on_write_failure
-        self._buffer: list[InferenceRecord] = []
+        self._buffer: list[InferenceRecord | FailedRecord] = []
         self._wakeup = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -464,7 +649,7 @@ class InferenceLogger:
         """Records waiting to be written."""
         return len(self._buffer)
 
-    def log(self, record: InferenceRecord) -> bool:
+    def log(self, record: InferenceRecord | FailedRecord) -> bool:
         """Buffer one record without blocking; return False when it was dropped (buffer full)."""
         if len(self._buffer) >= self.max_queue:
             self.dropped += 1
@@ -503,8 +688,12 @@ class InferenceLogger:
                     self._schema_ready = True
                 await asyncio.to_thread(self.store.write, batch)
             except Exception:
-                # The log is best effort: losing a batch must not take the service down.
+                # The log is best effort: losing a batch must not take the service down, but
+                # the records it held are lost, and counted as dropped like a full buffer's.
                 logger.exception("inference log: failed to write %d records", len(batch))
+                self.dropped += len(batch)
+                if self._on_drop is not None:
+                    self._on_drop(len(batch))
                 if self._on_write_failure is not None:
                     self._on_write_failure()
                 return

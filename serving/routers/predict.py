@@ -17,14 +17,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from features import ENTITY_ID, FEATURE_NAMES, FEATURES
+from features import ENTITY_ID, FEATURE_NAMES, FEATURES, SEGMENT
 from serving.batcher import BatcherStoppedError, MicroBatcher, OverloadedError
 from serving.deployment import Deployment, LoadedModel
 from serving.deps import RuntimeDep
-from serving.inference_log import InferenceRecord
+from serving.inference_log import FailedRecord, InferenceLogger, InferenceRecord
 from serving.metrics import ServingMetrics
 from serving.middleware import ARRIVED_AT
-from serving.routing import Variant
+from serving.routing import Variant, key_hash
 from serving.schemas import (
     ID_PATTERN,
     ErrorResponse,
@@ -37,6 +37,7 @@ from serving.schemas import (
 router = APIRouter(tags=["predict"])
 
 _NULLABLE = tuple(f.name for f in FEATURES if f.nullable)
+_SLICE_INDEX = FEATURE_NAMES.index(SEGMENT)
 
 RequestIdHeader = Annotated[
     str | None,
@@ -60,6 +61,7 @@ class _Group:
     model: LoadedModel
     indices: list[int] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
+    points: list[float] = field(default_factory=list)
 
 
 def _route(
@@ -72,7 +74,8 @@ def _route(
     groups: dict[Variant, _Group] = {}
     for index, record in enumerate(records):
         values = record.__dict__
-        routed = deployment.route(values[ENTITY_ID] or request_id)
+        point = key_hash(values[ENTITY_ID] or request_id)
+        routed = deployment.route_point(point)
         if routed is None:
             return None
         variant, model = routed
@@ -80,6 +83,7 @@ def _route(
         if group is None:
             group = groups[variant] = _Group(model)
         group.indices.append(index)
+        group.points.append(point)
         group.rows.append([values[name] for name in FEATURE_NAMES])
         for name in _NULLABLE:
             if values[name] is None:
@@ -87,13 +91,67 @@ def _route(
     return groups
 
 
+class _ModelFailedError(Exception):
+    """Some groups' models raised while scoring; ``failed`` names their variants."""
+
+    def __init__(self, failed: list[Variant]) -> None:
+        super().__init__(f"the model of {', '.join(failed)} failed to score")
+        self.failed = failed
+
+
 async def _score(batcher: MicroBatcher, groups: dict[Variant, _Group]) -> list[list[float]]:
-    """P(default) per row, one list per group (the groups are batched concurrently)."""
-    if len(groups) == 1:
-        (group,) = groups.values()
-        return [await batcher.score(group.model.predictor, group.rows)]
-    pending = (batcher.score(g.model.predictor, g.rows) for g in groups.values())
-    return list(await asyncio.gather(*pending))
+    """P(default) per row, one list per group (the groups are batched concurrently).
+
+    Raises:
+        OverloadedError, BatcherStoppedError: The batcher refused (no model is at fault).
+        _ModelFailedError: A model raised; only the variants whose model raised are named.
+    """
+    if len(groups) == 1:  # the common case, without gather's task
+        ((variant, group),) = groups.items()
+        try:
+            return [await batcher.score(group.model.predictor, group.rows)]
+        except (OverloadedError, BatcherStoppedError):
+            raise
+        except Exception as exc:
+            raise _ModelFailedError([variant]) from exc
+    pending = [batcher.score(g.model.predictor, g.rows) for g in groups.values()]
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, OverloadedError | BatcherStoppedError):
+            raise result
+    failed = [v for v, r in zip(groups, results, strict=True) if isinstance(r, BaseException)]
+    if failed:
+        raise _ModelFailedError(failed)
+    return [r for r in results if not isinstance(r, BaseException)]
+
+
+def _log_failures(
+    log: InferenceLogger | None,
+    request_id: str,
+    groups: dict[Variant, _Group],
+    failed: list[Variant],
+    latency_s: float,
+) -> None:
+    """Log the rows of the variants whose model failed: the judge counts them as errors."""
+    if log is None:
+        return
+    now = time.time()
+    for variant in failed:
+        group = groups[variant]
+        for index, row, point in zip(group.indices, group.rows, group.points, strict=True):
+            value = row[_SLICE_INDEX]
+            log.log(
+                FailedRecord(
+                    now,
+                    request_id,
+                    index,
+                    variant,
+                    group.model.version,
+                    point,
+                    latency_s,
+                    None if value is None else str(value),
+                )
+            )
 
 
 @router.post(
@@ -136,9 +194,11 @@ async def predict(
         except BatcherStoppedError:
             metrics.record_error("model_unavailable")
             return _error(503, "the service is shutting down; retry shortly", {"Retry-After": "1"})
-        except Exception:
-            for variant, group in groups.items():
-                metrics.record_error("inference_failure", variant, group.model.label)
+        except _ModelFailedError as exc:
+            for variant in exc.failed:
+                metrics.record_error("inference_failure", variant, groups[variant].model.label)
+            failed_after = time.perf_counter() - arrived
+            _log_failures(runtime.inference_log, request_id, groups, exc.failed, failed_after)
             return _error(500, "the model failed to score the request")
 
         elapsed = time.perf_counter() - arrived
@@ -149,8 +209,8 @@ async def predict(
         for (variant, group), probabilities in zip(groups.items(), scores, strict=True):
             model = group.model
             metrics.observe_scores(variant, model.label, elapsed, probabilities)
-            for index, row, probability in zip(
-                group.indices, group.rows, probabilities, strict=True
+            for index, row, point, probability in zip(
+                group.indices, group.rows, group.points, probabilities, strict=True
             ):
                 prediction = 1 if probability >= threshold else 0
                 predictions[index] = {
@@ -161,8 +221,9 @@ async def predict(
                 }
                 if log is not None:
                     record = InferenceRecord(
-                        now, request_id, index, variant, model.version, probability, prediction, row
-                    )
+                        now, request_id, index, variant, model.version, probability, prediction,
+                        row, point, elapsed,
+                    )  # fmt: skip
                     log.log(record)
         content = json.dumps({"request_id": request_id, "predictions": predictions})
         return Response(

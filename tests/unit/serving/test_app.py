@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.deployment import DesiredState
-from serving.routing import choose_variant
+from serving.routing import choose_variant, key_hash
 from tests.unit.serving.conftest import AUTH, ConstantModel, FakeSource, predict_body, record
 
 pytestmark = pytest.mark.unit
@@ -323,3 +324,54 @@ def test_the_openapi_docs_are_served(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/predict", "/feedback", "/health", "/ready", "/model", "/metrics"} <= set(paths)
     assert {"/admin/reload", "/admin/drift"} <= set(paths)
+
+
+def test_the_log_records_each_rows_routing_hash_latency_and_the_failures_of_a_broken_canary(
+    client: TestClient, source: FakeSource
+) -> None:
+    """What the canary judge reads: every row with its hash and latency, failed rows included.
+
+    A canary whose model raises answers its customers 500; the champion's customers are served.
+    Only the canary's rows are logged as failures and counted as its errors.
+    """
+
+    class Broken:
+        calls = 0
+
+        def predict_proba(self, X: Any) -> Any:  # noqa: N803
+            self.calls += 1
+            if self.calls > 1:  # the load's smoke test passes
+                raise RuntimeError("boom")
+            return ConstantModel(0.5).predict_proba(X)
+
+    source.models[5] = Broken()
+    source.state = DesiredState(champion=1, challenger=5, canary_weight=0.5)
+    assert client.post("/admin/reload", headers=AUTH).json()["converged"] is True
+    customers = [f"judge-{i:03d}" for i in range(40)]
+    statuses = {
+        c: client.post("/predict", json={"records": [record(customer_id=c)]}).status_code
+        for c in customers
+    }
+    expected = {c: 500 if choose_variant(c, 0.5, "5") == "canary" else 200 for c in customers}
+    assert statuses == expected
+    assert 500 in statuses.values()
+    assert 200 in statuses.values()
+
+    app: Any = client.app
+    store = app.state.runtime.inference_log.store
+    deadline = time.monotonic() + 10
+    while len(rows := store.judge_rows(0.0, time.time() + 60)) < len(customers):
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.05)
+    by_hash = {key_hash(c): c for c in customers}
+    assert set(rows["routing_hash"]) == set(by_hash)
+    for row in rows.itertuples():
+        customer = by_hash[row.routing_hash]
+        assert row.failed == (statuses[customer] == 500)
+        assert (row.variant, row.model_version) == (
+            ("canary", 5) if row.failed else ("champion", 1)
+        )
+        assert row.latency_s > 0
+    metrics = client.get("/metrics").text
+    assert 'error_class="inference_failure",model_version="5",variant="canary"' in metrics
+    assert 'error_class="inference_failure",model_version="1"' not in metrics

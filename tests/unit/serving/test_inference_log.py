@@ -6,11 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
+import sqlalchemy as sa
 
-from features import FEATURE_NAMES
+from features import FEATURE_NAMES, SEGMENT
 from serving.inference_log import (
     DuplicateFeedbackError,
+    FailedRecord,
     InferenceLogger,
     InferenceLogReader,
     InferenceLogStore,
@@ -132,3 +135,81 @@ def test_a_reader_before_anything_was_logged_sees_empty_windows(tmp_path: Path) 
     assert "credit_score" in window.columns
     assert reader.labeled(0.0, 2e9).empty
     reader.close()
+
+
+def test_judge_rows_hold_routing_hash_latency_slice_and_failed_rows(
+    store: InferenceLogStore,
+) -> None:
+    """Scored and failed rows come back together, with what the canary judge needs."""
+    scored = InferenceRecord(1_000.0, "ok-1", 0, "canary", 2, 0.4, 0, SMOKE_ROW, 0.25, 0.031)
+    failed = FailedRecord(1_001.0, "bad-1", 0, "canary", 2, 0.75, 0.5, "affluent")
+    store.write([scored, failed])
+
+    assert store.has_judge_columns()
+    rows = store.judge_rows(900.0, 1_100.0).sort_values("ts").reset_index(drop=True)
+    assert list(rows["failed"]) == [False, True]
+    assert list(rows["routing_hash"]) == [0.25, 0.75]
+    assert list(rows["latency_s"]) == [0.031, 0.5]
+    assert rows["slice"][0] == SMOKE_ROW[FEATURE_NAMES.index(SEGMENT)]
+    assert rows["slice"][1] == "affluent"
+    assert rows["probability"][0] == 0.4
+    assert np.isnan(rows["probability"][1])
+    assert store.count() == 1  # a failure is not a prediction: drift and feedback never see it
+
+
+def test_a_table_from_an_older_release_gains_the_judge_columns_on_create_schema(
+    tmp_path: Path,
+) -> None:
+    """An existing log keeps its rows; the new columns are added empty; the judge can tell."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    old_columns = ", ".join(f'"{name}"' for name in FEATURE_NAMES)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE inference_log (id INTEGER PRIMARY KEY, ts FLOAT NOT NULL, "
+                "request_id VARCHAR(128) NOT NULL, row INTEGER NOT NULL, "
+                "variant VARCHAR(16) NOT NULL, model_version INTEGER NOT NULL, "
+                f"probability FLOAT NOT NULL, prediction INTEGER NOT NULL, {old_columns})"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO inference_log (ts, request_id, row, variant, model_version, "
+                "probability, prediction) VALUES (5.0, 'old', 0, 'champion', 1, 0.2, 0)"
+            )
+        )
+    engine.dispose()
+    reader = InferenceLogReader(url)
+    assert not reader.has_judge_columns()  # the controller then judges from counters
+
+    store = InferenceLogStore(url)
+    store.create_schema()
+    store.write([InferenceRecord(6.0, "new", 0, "champion", 1, 0.3, 0, SMOKE_ROW, 0.5, 0.01)])
+
+    assert reader.has_judge_columns()
+    rows = reader.judge_rows(0.0, 10.0).sort_values("ts").reset_index(drop=True)
+    assert list(rows["routing_hash"].isna()) == [True, False]
+    store.create_schema()  # and again: nothing to add
+    assert store.count() == 2
+
+
+def test_a_batch_that_fails_to_write_is_counted_as_dropped(tmp_path: Path) -> None:
+    """Records lost in a failed batch show in the dropped count, not only in the log."""
+    store = InferenceLogStore(f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}")  # no tables
+    dropped: list[int] = []
+    failures: list[int] = []
+
+    async def scenario() -> None:
+        logger = InferenceLogger(
+            store, flush_seconds=60, on_drop=dropped.append,
+            on_write_failure=lambda: failures.append(1),
+        )  # fmt: skip
+        for i in range(4):
+            logger.log(_record(f"r{i}"))
+        await logger.flush()
+        assert logger.dropped == 4
+
+    asyncio.run(scenario())
+    assert dropped == [4]
+    assert failures == [1]
