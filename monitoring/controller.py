@@ -4,10 +4,15 @@ One cycle (:meth:`Controller.run_once`) does, in order:
 
 1. **Read the deployment** from the registry, after ``reconcile()`` has completed any move a
    previous process left half done. A canary is live when the ``challenger`` gets traffic.
-2. **Judge the canary** once per completed judge window: counts since the canary started from
-   the metrics source, scores and delayed labels from the inference log, then
-   :class:`~monitoring.judge.CanaryJudge`. The canary's start is the applied event that gave it
-   traffic, read from the event log, so a restarted controller computes the same windows.
+2. **Judge the canary** once per completed judge window with
+   :class:`~monitoring.judge.CanaryJudge`. Its evidence comes from the inference log
+   (``monitoring/log_evidence.py``): time-matched strata (one per window), clusters of routing
+   keys, slices, failed rows, latency, labels, and a baseline of the champion's traffic before
+   the canary split by the canary's own rule. When the log cannot say that (a table an older
+   service created, a log lagging the counters), the judge falls back to the metrics source's
+   cumulative counters (one stratum of independent requests), and the event says which. The
+   canary's start is the applied event that gave it traffic, read from the event log, so a
+   restarted controller computes the same windows.
 3. **Act**: ROLLBACK → :meth:`~registry.ModelRegistry.reject` (weight 0, ``challenger``
    removed, version marked rejected); PROMOTE, once the canary has also served
    ``min_canary_seconds`` and ``min_canary_requests`` → :meth:`~registry.ModelRegistry.promote`;
@@ -66,7 +71,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from monitoring.drift import DriftDetector, DriftError, DriftResult, recommend
-from monitoring.judge import CanaryJudge, Decision, JudgeInputError, JudgeResult, Verdict
+from monitoring.evidence import CanaryEvidence
+from monitoring.judge import (
+    CanaryJudge,
+    CanaryObservation,
+    Decision,
+    JudgeInputError,
+    JudgeResult,
+    Verdict,
+)
+from monitoring.log_evidence import LogEvidenceParams, UnusableLog, build_evidence
 from monitoring.metrics import (
     AlertAction,
     AlertDecider,
@@ -75,12 +89,14 @@ from monitoring.metrics import (
     HoldReason,
 )
 from monitoring.sources import (
+    JudgeLogSource,
     LogSource,
     MetricsSource,
     ReferenceNotFound,
     SourceUnavailable,
     VariantCounts,
     build_observation,
+    tail_threshold,
 )
 from registry import (
     Action,
@@ -129,6 +145,12 @@ _STOP_POLL_SECONDS: Final = 0.5
 
 _HISTORY_DEPTH: Final = 500
 """Events read back to find when the canary started (a canary rarely has more than a few)."""
+
+_LOG_COVERAGE: Final = 0.8
+"""Share of the counted canary rows the inference log must hold to be judged from."""
+
+_LOG_COVERAGE_MIN_ROWS: Final = 50
+"""Counted canary rows below which the log's coverage is not checked (flush lag dominates)."""
 
 
 def utc_now() -> datetime:
@@ -889,21 +911,69 @@ class Controller:
                 triggered_by=trigger,
             )  # fmt: skip
 
+        judged: CanaryEvidence | CanaryObservation
         try:
-            pairs: tuple[tuple[Variant, int], ...] = ((CHAMPION, champion), (CANARY, version))
-            scores = {v: self.log_source.scores(v, n, started, now) for v, n in pairs}
-            labelled = {v: self.log_source.labelled(v, n, started, now) for v, n in pairs}
-            observation = build_observation(window, counts, scores, labelled)
+            evidence, why = self._log_evidence(champion, version, started, now, counts)
+            if evidence is not None:
+                judged, source = evidence, "inference log"
+            else:
+                pairs: tuple[tuple[Variant, int], ...] = ((CHAMPION, champion), (CANARY, version))
+                scores = {v: self.log_source.scores(v, n, started, now) for v, n in pairs}
+                labelled = {v: self.log_source.labelled(v, n, started, now) for v, n in pairs}
+                judged = build_observation(window, counts, scores, labelled)
+                source = f"cumulative counters: {why}"
+                cycle.note(f"canary {version} judged from cumulative counters: {why}")
+            result = self.judge.evaluate(judged, window=window)
         except SourceUnavailable as exc:
             cycle.hold(exc.hold_reason, f"cannot judge canary {version}: {exc}")
             return report(f"holding: {exc}")
         except (JudgeInputError, ValueError) as exc:
             cycle.hold("stale_metrics", f"inconsistent data for canary {version}: {exc}")
             return report(f"holding: {exc}")
-        result = self.judge.evaluate(observation)
         mark()
         self.metrics.record_judgement(result)
-        return self._act(state, version, started, window, result, counts, cycle, trigger, alerts)
+        return self._act(
+            state, version, started, window, result, counts, cycle, trigger, alerts, source
+        )
+
+    def _log_evidence(
+        self,
+        champion: int,
+        version: int,
+        started: datetime,
+        now: datetime,
+        counts: Mapping[Variant, VariantCounts],
+    ) -> tuple[CanaryEvidence | None, str]:
+        """The judge's evidence from the inference log, or None and why the counters serve.
+
+        Raises:
+            SourceUnavailable: The log cannot be read (the caller holds).
+        """
+        source = self.log_source
+        if not isinstance(source, JudgeLogSource):
+            return None, f"{source!r} keeps no per-row routing data"
+        inputs = source.judge_inputs(started, now, self.settings.baseline_seconds)
+        if inputs is None:
+            return None, "the inference log's table predates per-row routing data"
+        rows = inputs.rows
+        logged = int(((rows["variant"] == CANARY) & (rows["model_version"] == version)).sum())
+        counted = counts[CANARY].requests
+        if counted >= _LOG_COVERAGE_MIN_ROWS and logged < _LOG_COVERAGE * counted:
+            return None, (
+                f"the inference log holds {logged} of the {counted} canary rows the metrics "
+                "counted (writes lagging or lost)"
+            )
+        params = LogEvidenceParams(window_seconds=self.settings.judge_window_seconds)
+        try:
+            evidence = build_evidence(
+                rows, inputs.labels, inputs.baseline,
+                champion=champion, canary=version,
+                started=started.timestamp(), now=now.timestamp(), params=params,
+                tail_threshold_s=tail_threshold(counts[CHAMPION]),
+            )  # fmt: skip
+        except UnusableLog as exc:
+            return None, str(exc)
+        return evidence, ""
 
     def _act(
         self,
@@ -916,6 +986,7 @@ class Controller:
         cycle: _Cycle,
         trigger: str,
         alerts: Sequence[AlertNotice] = (),
+        source: str = "inference log",
     ) -> CanaryReport:
         now = cycle.started_at
         elapsed = (now - started).total_seconds()
@@ -930,12 +1001,13 @@ class Controller:
             "judge_window_seconds": self.settings.judge_window_seconds,
             "canary_started_at": started.isoformat(),
             "metrics_source": self.metrics_source.name,
+            "evidence_source": source,
             "counts": {v: dict(c) for v, c in count_view.items()},
             "judgement": json.loads(json.dumps(result.to_dict())),
         }
         evidence = (
             f"canary judge, window {window} of {self.settings.judge_window_seconds:g} s "
-            f"({self.metrics_source.name} metrics, inference log)"
+            f"(evidence from the {source}; counts from {self.metrics_source.name} metrics)"
         )
         judge = "canary judge"
         if alerts:

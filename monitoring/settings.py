@@ -83,6 +83,10 @@ class MonitorSettings(BaseSettings):
             these, and the prediction guardrail spends its error budget once per window. A
             canary alert adds at most one look per window, numbered with the current window
             (so the guardrail spends at most twice its budget).
+        baseline_seconds: How much of the champion's logged traffic before a canary started
+            the judge splits by the canary's routing rule, to remove the chance difference
+            between the canary's customers and the champion's (read once per canary; used
+            only when it holds at least as many rows as the canary's life; 0: none).
         min_canary_seconds: A canary is promoted only after serving this long...
         min_canary_requests: ...and after answering this many requests, whatever the judge says.
         drift: Parameters of the drift checks (``MLPLAT_MONITOR_DRIFT__<FIELD>``).
@@ -136,6 +140,7 @@ class MonitorSettings(BaseSettings):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     judge_config_file: Path | None = None
     judge_window_seconds: float = Field(default=60.0, gt=0.0)
+    baseline_seconds: float = Field(default=6 * 3600.0, ge=0.0, le=7 * 24 * 3600.0)
     min_canary_seconds: float = Field(default=900.0, ge=0.0)
     min_canary_requests: int = Field(default=1000, ge=0)
     drift: DriftConfig = Field(default_factory=DriftConfig)

@@ -11,8 +11,10 @@ Three inputs feed a canary judgement and the drift job:
   embedded demo). Client errors (``invalid_input``, ``payload_too_large``) are not counted: a
   bad caller is not the model's fault.
 * **The inference log** (:class:`InferenceLogSource`): the scores each variant gave (the
-  judge's prediction-distribution guardrail), the delayed labels joined to them (quality), and
-  windows of logged rows for the drift checks.
+  judge's prediction-distribution guardrail), the delayed labels joined to them (quality),
+  windows of logged rows for the drift checks, and every row with its time, routing hash,
+  latency, slice and failure (:meth:`InferenceLogSource.judge_inputs`), from which
+  ``monitoring/log_evidence.py`` builds the judge's stratified, cluster-robust evidence.
 * **MLflow** (:class:`RunArtifacts`): the reference sample logged with each model version's
   training run (``pipeline/tracking.py::REFERENCE_ARTIFACT``), and where a canary's drift
   report is attached.
@@ -29,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol, runtime_checkable
 
 import httpx
 import numpy as np
@@ -67,6 +69,8 @@ __all__ = [
     "SCORE_EDGES",
     "SERVER_ERROR_CLASSES",
     "InferenceLogSource",
+    "JudgeLogInputs",
+    "JudgeLogSource",
     "LogSource",
     "MetricsSource",
     "PrometheusSource",
@@ -77,6 +81,7 @@ __all__ = [
     "SourceUnavailable",
     "VariantCounts",
     "build_observation",
+    "tail_threshold",
 ]
 
 SERVER_ERROR_CLASSES: Final[tuple[str, ...]] = tuple(
@@ -461,6 +466,35 @@ class LogSource(Protocol):
         ...
 
 
+class JudgeLogInputs(NamedTuple):
+    """What ``monitoring/log_evidence.py`` builds the judge's evidence from.
+
+    Attributes:
+        rows: Rows scored or failed over the canary's life (``judge_rows``).
+        labels: Labelled predictions made over the canary's life (``judge_labels``).
+        baseline: Rows of the period before the canary started (``judge_rows``).
+    """
+
+    rows: pd.DataFrame
+    labels: pd.DataFrame
+    baseline: pd.DataFrame
+
+
+@runtime_checkable
+class JudgeLogSource(Protocol):
+    """A log source that also keeps each row's routing hash, latency, slice and failure."""
+
+    def judge_inputs(
+        self, started: datetime, now: datetime, baseline_seconds: float
+    ) -> JudgeLogInputs | None:
+        """The rows over ``[started, now)`` and the ``baseline_seconds`` before ``started``.
+
+        Returns None when the log does not record what the judge needs (a table an older
+        service created and no current service has upgraded).
+        """
+        ...
+
+
 class InferenceLogSource:
     """The inference log the service writes (``serving/inference_log.py``), read-only.
 
@@ -475,6 +509,8 @@ class InferenceLogSource:
 
     def __init__(self, reader: InferenceLogReader) -> None:
         self.reader = reader
+        # The baseline period ends where a canary started, so its rows never change.
+        self._baseline: tuple[tuple[float, float], pd.DataFrame] | None = None
 
     def __repr__(self) -> str:
         return f"InferenceLogSource({self.reader.engine.url!r})"
@@ -527,6 +563,23 @@ class InferenceLogSource:
             frame["probability"].to_numpy(dtype=np.float64),
             frame["label"].to_numpy(dtype=np.int64),
         )
+
+    def judge_inputs(
+        self, started: datetime, now: datetime, baseline_seconds: float
+    ) -> JudgeLogInputs | None:
+        """See :meth:`JudgeLogSource.judge_inputs`; the baseline is read once per canary."""
+        try:
+            if not self.reader.has_judge_columns():
+                return None
+            rows = self.reader.judge_rows(started, now)
+            labels = self.reader.judge_labels(started, now)
+            key = (started.timestamp(), baseline_seconds)
+            if self._baseline is None or self._baseline[0] != key:
+                since = started.timestamp() - baseline_seconds
+                self._baseline = (key, self.reader.judge_rows(since, started))
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        return JudgeLogInputs(rows, labels, self._baseline[1])
 
     def window(
         self, variant: Variant, version: int, start: datetime, end: datetime, max_rows: int
@@ -592,6 +645,12 @@ def build_observation(
         canary=variant(CANARY),
         tail_threshold_s=None if tail is None else counts[CHAMPION].latency_upper_bounds[tail],
     )
+
+
+def tail_threshold(champion: VariantCounts) -> float | None:
+    """The histogram bound the tail signal counts exceedances of (see :func:`_tail_bucket`)."""
+    tail = _tail_bucket(champion)
+    return None if tail is None else champion.latency_upper_bounds[tail]
 
 
 def _tail_bucket(champion: VariantCounts, quantile: float = TAIL_QUANTILE) -> int | None:

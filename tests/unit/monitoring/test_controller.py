@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from mlflow import MlflowClient
 from prometheus_client import CollectorRegistry
@@ -50,10 +51,12 @@ from registry import Action, EventStatus, EventStore, ModelRegistry, RegistryUna
 from registry import get_settings as registry_settings
 from serving.app import create_app as serving_app
 from serving.deployment import DesiredState
-from serving.inference_log import InferenceLogReader
+from serving.inference_log import InferenceLogReader, InferenceLogStore
+from serving.reconcile import SMOKE_ROW
 from serving.routing import Variant
 from serving.schemas import EXAMPLE_RECORD
 from serving.settings import ServingSettings
+from tests.unit.monitoring.log_traffic import Traffic, World, as_records
 
 with warnings.catch_warnings():
     # starlette 1.x asks for httpx2; httpx still works. Narrow to this import.
@@ -652,11 +655,147 @@ def test_without_prometheus_the_services_own_metrics_and_log_roll_a_failing_cana
     assert report.canary.action == "rejected"
     (event,) = stores.events(Action.REJECT)
     assert event.details["metrics_source"] == "scrape"
+    assert event.details["evidence_source"] == "inference log"
     counts = event.details["counts"]
     assert isinstance(counts, dict)
     assert counts["canary"]["errors"] > 0
     assert counts["champion"]["errors"] == 0
     assert stores.registry.state().challenger is None
+
+
+# --- evidence from the inference log --------------------------------------------------------------
+
+
+@dataclass
+class LoggedWorld:
+    """Rows of a canary's life (and a baseline before it) in a real SQLite inference log."""
+
+    store: InferenceLogStore
+    rows: pd.DataFrame
+    start: float
+
+    def count_up_to(self, rig: Rig, now: datetime) -> None:
+        """Set the fake counters to what the service would have counted by ``now``."""
+        seen = self.rows[(self.rows["ts"] >= self.start) & (self.rows["ts"] < now.timestamp())]
+        for variant in ("champion", "canary"):
+            mine = seen[seen["variant"] == variant]
+            setattr(rig.metrics, variant, VariantCounts(len(mine), int(mine["failed"].sum())))
+
+
+def _logged_world(
+    rig: Rig, tmp_path: Path, traffic: Traffic, windows: int, *, seed: int
+) -> LoggedWorld:
+    """A real SQLite inference log holding ``windows`` of the canary's traffic and a baseline."""
+    start = rig.stores.registry.state().challenger_since
+    assert start is not None
+    world = World(traffic, seed=seed)
+    frame = pd.concat(
+        [
+            world.rows(start.timestamp() - 60 * WINDOW, 60, canary=False),
+            world.rows(start.timestamp(), windows),
+        ]
+    )
+    store = InferenceLogStore(f"sqlite:///{tmp_path / f'judged-{seed}.db'}")
+    store.create_schema()
+    store.write(as_records(frame, list(SMOKE_ROW)))
+    return LoggedWorld(store, frame, start.timestamp())
+
+
+def _judge_windows(rig: Rig, controller: Controller, world: LoggedWorld, windows: int) -> list[Any]:
+    reports = []
+    for k in range(1, windows + 1):
+        rig.clock.after_canary_start(rig.stores, k * WINDOW + 1)
+        world.count_up_to(rig, rig.clock.now)
+        report = controller.run_once()
+        reports.append(report)
+        if report.canary is None or report.canary.action is not None:
+            break
+    return reports
+
+
+def _controller_on(rig: Rig, log: InferenceLogSource) -> Controller:
+    c = rig.controller
+    return Controller(
+        rig.stores.registry, rig.metrics, log, rig.judge, c.drift_detector_factory, rig.gauges,
+        rig.clock, c.settings,
+    )  # fmt: skip
+
+
+def test_clustered_identical_traffic_from_the_log_is_not_rolled_back(
+    rig_factory: Callable[..., Rig], tmp_path: Path
+) -> None:
+    """A few hundred heterogeneous customers, identical variants: the loop keeps observing."""
+    rig = rig_factory(min_canary_seconds=10 * WINDOW, min_canary_requests=10**6)
+    traffic = Traffic(customer_error_sd=1.2, customer_latency_sd=0.6)
+    world = _logged_world(rig, tmp_path, traffic, 12, seed=21)
+    controller = _controller_on(rig, InferenceLogSource(InferenceLogReader(world.store.engine)))
+
+    reports = _judge_windows(rig, controller, world, 12)
+
+    verdicts = [r.canary.verdict for r in reports if r.canary is not None]
+    assert Verdict.ROLLBACK not in verdicts
+    assert rig.stores.registry.state().challenger == 2
+    assert not any("cumulative counters" in note for r in reports for note in r.notes)
+
+
+def test_a_canary_with_three_more_points_of_errors_in_the_log_is_rolled_back_from_it(
+    rig_factory: Callable[..., Rig], tmp_path: Path
+) -> None:
+    """The event says the evidence came from the inference log, and which signal decided."""
+    rig = rig_factory()
+    world = _logged_world(rig, tmp_path, Traffic(canary_error=0.03), 12, seed=22)
+    controller = _controller_on(rig, InferenceLogSource(InferenceLogReader(world.store.engine)))
+
+    reports = _judge_windows(rig, controller, world, 12)
+
+    assert reports[-1].canary is not None
+    assert reports[-1].canary.action == "rejected"
+    (event,) = rig.stores.events(Action.REJECT)
+    assert event.details["evidence_source"] == "inference log"
+    assert "error_rate" in event.details["signals"]
+
+
+def test_a_log_table_from_an_older_release_is_judged_from_the_counters_and_says_so(
+    rig_factory: Callable[..., Rig], tmp_path: Path
+) -> None:
+    """No per-row routing data: the cumulative counters decide, and the cycle notes why."""
+    rig = rig_factory()
+    store = InferenceLogStore(f"sqlite:///{tmp_path / 'old.db'}")
+    store.create_schema()
+    engine = store.engine
+    with engine.begin() as conn:  # back to the tables an older release created
+        conn.execute(sa.text("ALTER TABLE inference_log DROP COLUMN routing_hash"))
+        conn.execute(sa.text("ALTER TABLE inference_log DROP COLUMN latency_s"))
+        conn.execute(sa.text("DROP TABLE inference_failures"))
+    rig.metrics.canary = VariantCounts(1000, 80)
+    controller = _controller_on(rig, InferenceLogSource(InferenceLogReader(engine)))
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+
+    report = controller.run_once()
+
+    assert report.canary is not None
+    assert report.canary.action == "rejected"
+    assert any("predates per-row routing data" in note for note in report.notes)
+    (event,) = rig.stores.events(Action.REJECT)
+    source = event.details["evidence_source"]
+    assert isinstance(source, str)
+    assert source.startswith("cumulative counters")
+
+
+def test_a_log_holding_far_fewer_rows_than_the_counters_is_not_trusted(
+    rig_factory: Callable[..., Rig], tmp_path: Path
+) -> None:
+    """Writes lagging or lost: the counters decide rather than a partial log."""
+    rig = rig_factory()
+    world = _logged_world(rig, tmp_path, Traffic(), 2, seed=23)
+    controller = _controller_on(rig, InferenceLogSource(InferenceLogReader(world.store.engine)))
+    rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+    world.count_up_to(rig, rig.clock.now)
+    rig.metrics.canary = VariantCounts(rig.metrics.canary.requests * 3, 0)
+
+    report = controller.run_once()
+
+    assert any("writes lagging or lost" in note for note in report.notes)
 
 
 # --- drift ----------------------------------------------------------------------------------------
