@@ -8,6 +8,14 @@
 # and installs the project from a wheel (not editable, so package data such as
 # pipeline/conf/*.yml and monitoring/prometheus/rules/*.yml must be, and is, in the wheel); the
 # runtime stage copies only that virtualenv, so no compiler, pip cache or source tree ships.
+#
+# Build arguments (both optional):
+#   GIT_COMMIT     the commit built, recorded as the code version of every pipeline run and as
+#                  the image's org.opencontainers.image.revision label:
+#                    docker build --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t mlplat:0.1.0 .
+#   EXTRA_CA_CERT  a CA certificate (PEM text) pip trusts besides its own bundle, for builds
+#                  behind a TLS-intercepting proxy:
+#                    docker build --build-arg EXTRA_CA_CERT="$(cat proxy-ca.pem)" -t mlplat:0.1.0 .
 
 # Pinned by tag; pin the digest too (python:3.11.10-slim-bookworm@sha256:...) where the build
 # must be byte-for-byte reproducible.
@@ -20,6 +28,24 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 RUN python -m venv /opt/venv
+
+# A TLS-intercepting proxy presents certificates signed by its own CA. Given that CA, pip trusts
+# it on top of pip's own bundle, through /etc/pip.conf of this stage only: the runtime stage
+# downloads nothing and never holds it. Empty (the default), this step writes nothing. A CA
+# certificate is public, so a build argument is a fit (it stays in the builder's history, which
+# is not shipped); never pass a private key this way.
+ARG EXTRA_CA_CERT=""
+RUN if [ -n "$EXTRA_CA_CERT" ]; then \
+        case "$EXTRA_CA_CERT" in \
+            *"-----BEGIN CERTIFICATE-----"*) ;; \
+            *) echo "EXTRA_CA_CERT must be PEM text (-----BEGIN CERTIFICATE----- ...)" >&2; exit 1 ;; \
+        esac; \
+        printf '%s\n' "$EXTRA_CA_CERT" > /etc/pip-extra-ca.pem \
+        && cat "$(/opt/venv/bin/python -c 'from pip._vendor import certifi; print(certifi.where())')" \
+            /etc/pip-extra-ca.pem > /etc/pip-ca-bundle.pem \
+        && printf '[global]\ncert = /etc/pip-ca-bundle.pem\n' > /etc/pip.conf; \
+    fi
+
 WORKDIR /src
 
 # Dependencies first, in their own layer: it is rebuilt only when the declaration or the lock
@@ -46,11 +72,14 @@ RUN /opt/venv/bin/pip wheel --no-deps -w /wheels . \
 
 FROM ${PYTHON_IMAGE} AS runtime
 
+# No git in this image: GitPython (imported by MLflow to tag runs with a commit) fails quietly
+# instead of warning on every run; the code version comes from GIT_COMMIT below.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MLPLAT_HOME=/var/lib/mlplat \
-    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false \
+    GIT_PYTHON_REFRESH=quiet
 
 # A fixed, unprivileged uid/gid: files on named volumes keep one owner across rebuilds. A named
 # volume mounted on a path that exists in the image starts as a copy of it, owner included:
@@ -65,6 +94,14 @@ COPY --from=builder /opt/venv /opt/venv
 # The stack's helper scripts (alert relay, bad-canary demo), read-only for the service user.
 COPY deploy/alert_relay.py deploy/bad_canary.py /app/deploy/
 WORKDIR /app
+
+# The commit built. Declared last, so a new commit rebuilds nothing but these two metadata layers.
+# The pipeline records MLPLAT_CODE_VERSION as each run's code version
+# (pipeline/tracking.py::code_version); left empty, runs record "unknown".
+ARG GIT_COMMIT=""
+LABEL org.opencontainers.image.title="mlplat" \
+      org.opencontainers.image.revision="${GIT_COMMIT}"
+ENV MLPLAT_CODE_VERSION="${GIT_COMMIT}"
 
 USER mlplat:mlplat
 # Each compose service sets its own command and healthcheck; alone, the image explains itself.
