@@ -3,25 +3,36 @@
 ``serve`` validates the settings before anything starts (a placeholder admin token outside dev
 mode is refused here, with the reason, rather than in each worker), pins BLAS/OpenMP threads, and
 with ``--workers N`` puts prometheus-client in multi-process mode so that every scrape of
-``/metrics`` shows the totals of all workers.
+``/metrics`` shows the totals of all workers. In that mode the supervising process starts from an
+empty metrics directory and drops the live gauges of any worker that dies
+(:func:`serving.metrics.mark_dead_workers`), so a replaced worker's values stop counting.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import click
 
 if TYPE_CHECKING:
     from serving.settings import ServingSettings
 
+logger = logging.getLogger(__name__)
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _METRIC_FILE = re.compile(r"^(counter|gauge|histogram|summary)_.*\.db$")
+
+DEAD_WORKER_SWEEP_SECONDS: Final = 1.0
+"""How often the supervising process looks for workers that died (uvicorn checks every 0.5 s)."""
 
 
 def _settings_or_exit() -> ServingSettings:
@@ -59,6 +70,36 @@ def prepare_multiprocess_dir() -> tuple[Path, bool]:
     return path, True
 
 
+@contextlib.contextmanager
+def sweeping_dead_workers(
+    path: Path, interval_seconds: float = DEAD_WORKER_SWEEP_SECONDS
+) -> Iterator[threading.Thread]:
+    """While the block runs, drop the live gauges of workers that died, every ``interval_seconds``.
+
+    Runs in the supervising process, which outlives its workers: a killed worker cannot clean up
+    after itself, and uvicorn replaces it without a word to prometheus-client.
+    """
+    from serving.metrics import mark_dead_workers
+
+    stop = threading.Event()
+
+    def sweep() -> None:
+        while not stop.wait(interval_seconds):
+            try:
+                for pid in mark_dead_workers(path):
+                    logger.info("dropped the live gauges of worker %d, which exited", pid)
+            except OSError as exc:  # a sweep that fails must not end the sweeping
+                logger.warning("cannot sweep %s for dead workers' gauges: %s", path, exc)
+
+    thread = threading.Thread(target=sweep, name="mlplat-dead-worker-sweep", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option(
@@ -90,13 +131,16 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
     # Before any worker imports numpy/scikit-learn: their thread pools size themselves at load.
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, str(threads))
-    created: Path | None = None
-    if workers > 1:
-        path, made = prepare_multiprocess_dir()
-        created = path if made else None
     import uvicorn
 
-    try:
+    with contextlib.ExitStack() as cleanup:
+        # One worker given a directory reads it in multi-process mode too: start it empty as well.
+        if workers > 1 or os.environ.get(MULTIPROC_ENV):
+            path, made = prepare_multiprocess_dir()
+            if made:
+                cleanup.callback(shutil.rmtree, path, ignore_errors=True)
+            if workers > 1:
+                cleanup.enter_context(sweeping_dead_workers(path))
         uvicorn.run(
             "serving.app:create_app",
             factory=True,
@@ -113,9 +157,6 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
             # Headers larger than this are refused by the parser (h11; httptools caps at 80 KB).
             h11_max_incomplete_event_size=64 * 1024,
         )
-    finally:
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
 
 
 @click.command("serve")

@@ -52,14 +52,19 @@ deployment, ``feature`` comes from the contract (unknown names fold into ``_unkn
 Multi-process mode (``uvicorn --workers N``): counters and histograms sum across workers by
 construction; each gauge states its ``multiprocess_mode`` below on purpose (``livesum`` for
 in-flight work, ``livemax`` for "is any live worker serving it", ``livemostrecent`` for state
-every worker follows, ``mostrecent`` for values set by an outside job).
+every worker follows, ``mostrecent`` for values set by an outside job). "Live" holds only while
+a dead worker's gauge files are removed: a worker that stops cleanly removes its own
+(:func:`mark_worker_dead`), and ``mlplat serve`` sweeps those of workers that were killed
+(:func:`mark_dead_workers`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -553,3 +558,53 @@ def mark_worker_dead(pid: int) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+_LIVE_GAUGE_FILE: Final = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
+"""prometheus-client's file of one process's ``live*`` gauges: ``gauge_livesum_<pid>.db``."""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (an exited one that is not yet reaped still does)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def mark_dead_workers(
+    path: str | os.PathLike[str], alive: Callable[[int], bool] = process_alive
+) -> list[int]:
+    """Drop the live gauges of every process that left them in ``path`` and has exited.
+
+    A worker that stops cleanly drops its own (:func:`mark_worker_dead`); one that was killed
+    (out of memory, SIGKILL, a crash) cannot, and uvicorn starts a replacement beside its files.
+    Left there, they keep counting as a live worker's: the requests it had in flight stay in
+    ``mlplat_inflight_requests`` and its last registry poll stays the oldest
+    (``mlplat_registry_last_success_timestamp_seconds``, ``livemin``), so the registry looks
+    stale for good. Counters, histograms and ``mostrecent`` gauges stay: the totals include the
+    dead worker's work, as they must.
+
+    Args:
+        path: The ``PROMETHEUS_MULTIPROC_DIR`` of the workers.
+        alive: Whether a pid is still running (the test seam).
+
+    Returns:
+        The pids whose gauges were dropped, in ascending order.
+    """
+    from prometheus_client import multiprocess
+
+    try:
+        names = [entry.name for entry in os.scandir(path)]
+    except FileNotFoundError:
+        return []
+    pids = {int(m.group(1)) for m in map(_LIVE_GAUGE_FILE.match, names) if m is not None}
+    dead = sorted(pid for pid in pids if not alive(pid))
+    for pid in dead:
+        # A file may go meanwhile: the worker's own clean stop, or another sweep.
+        with contextlib.suppress(FileNotFoundError):
+            multiprocess.mark_process_dead(pid, os.fspath(path))  # type: ignore[no-untyped-call]
+    return dead
