@@ -79,6 +79,8 @@ def open_registry(settings: RegistrySettings | None = None) -> ModelRegistry:
         failpoints=settings.failpoint_actions(),
         lock_lease_seconds=settings.lock_lease_seconds,
         lock_timeout_seconds=settings.lock_timeout_seconds,
+        since_timeout_seconds=settings.since_timeout_seconds,
+        since_retry_seconds=settings.since_retry_seconds,
     )
 
 

@@ -46,6 +46,7 @@ from registry.moves import (
     plan_weight,
 )
 from registry.reconcile import Reconciler
+from registry.since import SinceReader
 from registry.state import DeploymentState, parse_version, validate_weight
 from registry.versions import ModelVersionInfo, lineage_tags
 
@@ -69,6 +70,9 @@ class ModelRegistry:
         failpoints: Test-only fault injection (:mod:`registry.failpoints`); none by default.
         lock_lease_seconds: How long the model lock outlives a dead mover (:mod:`registry.lock`).
         lock_timeout_seconds: How long a move waits for another move of the same model.
+        since_timeout_seconds: How long :meth:`state` waits for the "since" times from the
+            event log before it answers without them (:mod:`registry.since`).
+        since_retry_seconds: How long :meth:`state` stops reading them after a failed read.
 
     Raises:
         InvalidMoveError: If ``model_name`` or ``actor`` is empty or ``model_name`` holds a
@@ -85,6 +89,8 @@ class ModelRegistry:
         failpoints: Failpoints | None = None,
         lock_lease_seconds: float = 15.0,
         lock_timeout_seconds: float = 30.0,
+        since_timeout_seconds: float = 1.0,
+        since_retry_seconds: float = 15.0,
     ) -> None:
         if not model_name.strip() or not _MODEL_NAME.match(model_name):
             raise InvalidMoveError(
@@ -97,6 +103,12 @@ class ModelRegistry:
         self._reconciler = Reconciler(self._store, events, actor, failpoints=self._failpoints)
         self._lock_lease_seconds = lock_lease_seconds
         self._lock_timeout_seconds = lock_timeout_seconds
+        self._since = SinceReader(
+            events,
+            model_name,
+            timeout_seconds=since_timeout_seconds,
+            retry_seconds=since_retry_seconds,
+        )
         self.events = events
         self.model_name = model_name
         self.actor = actor
@@ -114,19 +126,17 @@ class ModelRegistry:
     def state(self) -> DeploymentState:
         """The deployment state as MLflow holds it, with "since" times from the event log.
 
-        Serving polls this; it costs one MLflow call and (best effort) two small queries: if
-        the event database is down the state is still returned, without the times.
+        Serving polls this; it costs one MLflow call and, best effort, two small queries. The
+        queries never hold the answer up for long: if the event database fails or does not
+        answer within ``since_timeout_seconds``, the state is returned at once with the last
+        known times (or none), and the log is not read again for ``since_retry_seconds``
+        (:mod:`registry.since`). An event-database outage never makes this fail.
 
         Raises:
             ModelNotFoundError: If the model is not registered yet.
             RegistryUnavailable: If MLflow cannot be reached.
         """
-        observed = self._store.observe()
-        try:
-            return self.events.with_since(self.model_name, observed)
-        except EventStoreError as exc:
-            logger.warning("deployment state without timestamps: %s", exc)
-            return observed
+        return self._since.fill(self._store.observe())
 
     def version(self, version: int) -> ModelVersionInfo:
         """One registered version.

@@ -63,6 +63,11 @@ class RegistrySettings(BaseSettings):
             after this; keep it well above the clock skew between machines.
         lock_timeout_seconds: How long a move waits for another move of the same model
             (``MLPLAT_LOCK_TIMEOUT_SECONDS``) before failing with a message naming the holder.
+        since_timeout_seconds: How long a state read waits for the "since" times from the
+            event log (``MLPLAT_SINCE_TIMEOUT_SECONDS``) before answering without them: a poll
+            must not wait on the event database (:mod:`registry.since`).
+        since_retry_seconds: How long after a failed read of the "since" times the event log
+            is not read for them again (``MLPLAT_SINCE_RETRY_SECONDS``).
         failpoints: Test-only fault injection (``MLPLAT_FAILPOINTS``), e.g.
             ``registry.before_alias_write=sleep(0.3)``; empty (off) by default. The syntax and
             the places are in :mod:`registry.failpoints`.
@@ -87,6 +92,8 @@ class RegistrySettings(BaseSettings):
     actor: str = Field(default_factory=_default_actor, min_length=1)
     lock_lease_seconds: float = Field(default=15.0, gt=0.0, le=3600.0)
     lock_timeout_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    since_timeout_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
+    since_retry_seconds: float = Field(default=15.0, ge=0.0, le=3600.0)
     failpoints: str = ""
 
     @field_validator("failpoints")

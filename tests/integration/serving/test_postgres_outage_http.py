@@ -15,15 +15,16 @@ What this pins:
   replica at once, turning a lost-telemetry incident into a full outage. The outage is reported
   where telemetry belongs: ``mlplat_inference_log_write_failures_total`` rises within seconds
   (measured here as the time to report) and the service logs the failed writes.
-  With the event database refusing, ``/ready`` reports no registry error (MLflow answers). With
-  it black-holed it does, falsely: a known bug, marked as an expected failure below.
+  Black-holed or refusing, the event database never makes ``/ready`` report a registry error
+  (MLflow answers all along): the registry reads the "since" times with a short timeout and
+  then leaves the event log alone for a while (:mod:`registry.since`), so every poll still
+  finishes within the stale limit; the outage is logged once, not on every poll.
 * ``/model`` keeps naming the champion and the time it took the role.
 * After the restore, logging resumes by itself: the first row written after the restore is
   measured (time to recover), and every request answered after that is in the table within a
-  deadline. The batches lost meanwhile are counted in the write-failure metric; records are
-  counted as dropped (``mlplat_inference_log_dropped_total``) only when the buffer overflows,
-  which a cut of a few seconds does not reach, so the number of *records* lost in failed
-  batches is not exposed (the figures count them from the table).
+  deadline. The batches lost meanwhile are counted in the write-failure metric, and every
+  record they held in ``mlplat_inference_log_dropped_total`` (as a full buffer's are), so no
+  answered request goes missing from the table uncounted.
 
 The figures are written to ``postgres-outage-figures.json`` in the test's temporary directory,
 printed, and repeated in the assertion messages; deadlines are generous (timing goals live in
@@ -41,6 +42,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -231,6 +233,19 @@ def _metric(url: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def _poll_age(ready: dict[str, Any]) -> float:
+    """Seconds since the registry poll that ``/ready`` last saw succeed (inf if none did)."""
+    last = ready["last_registry_success_at"]
+    if last is None:
+        return float("inf")
+    return time.time() - datetime.fromisoformat(last).timestamp()
+
+
+def _event_log_warnings(service: ServiceProcess) -> int:
+    """How many times the service has warned that the deployment-event log is unreachable."""
+    return service.log.read_text().count("event log unreachable")
+
+
 def _logged(engine: sa.Engine, prefix: str) -> dict[str, float]:
     """Request ids starting with ``prefix`` that are in the inference log, with their ``ts``."""
     query = sa.text("SELECT request_id, ts FROM inference_log WHERE request_id LIKE :p")
@@ -248,21 +263,25 @@ def test_a_postgres_cut_mid_run_loses_log_rows_but_no_request_and_logging_resume
     dropped_metric = INFERENCE_LOG_DROPPED_TOTAL.removesuffix("_total")
     engine = sa.create_engine(world.log_url)
     tag = f"{mode}-{uuid.uuid4().hex[:6]}"
+    warnings_before = _event_log_warnings(world.service)
     model_before = httpx.get(f"{url}/model", timeout=5).json()
     try:
         with PredictLoad(url, tag) as load:
             _until(lambda: len(_logged(engine, tag)) > 5, 30, "rows logged before the cut")
             failures_before = _metric(url, failures_metric)
+            dropped_before = _metric(url, dropped_metric)
             world.proxy.cut(mode)
             cut_at = time.time()
             reported: float | None = None
             ready_seen: Counter[tuple[int, str | None]] = Counter()
+            poll_age_max = 0.0
             try:
                 while (elapsed := time.time() - cut_at) < CUT_S:
                     if reported is None and _metric(url, failures_metric) > failures_before:
                         reported = elapsed
                     ready = httpx.get(f"{url}/ready", timeout=5)
                     ready_seen[(ready.status_code, ready.json()["registry_error"])] += 1
+                    poll_age_max = max(poll_age_max, _poll_age(ready.json()))
                     model = httpx.get(f"{url}/model", timeout=5).json()
                     assert model["champion"] == model_before["champion"], model
                     time.sleep(0.1)
@@ -285,8 +304,10 @@ def test_a_postgres_cut_mid_run_loses_log_rows_but_no_request_and_logging_resume
         engine.dispose()
     during = [a for a in load.answers if cut_at <= a.sent < restored_at]
     write_failures = _metric(url, failures_metric) - failures_before
-    dropped = _metric(url, dropped_metric)
+    dropped = _metric(url, dropped_metric) - dropped_before
+    event_log_warnings = _event_log_warnings(world.service) - warnings_before
     answered_200 = [a for a in load.answers if a.status == 200]
+    lost = sum(a.request_id not in logged for a in answered_200)
     figures = {
         "cut_s": round(restored_at - cut_at, 2),
         "write_failure_metric_reports_s": None if reported is None else round(reported, 2),
@@ -295,10 +316,12 @@ def test_a_postgres_cut_mid_run_loses_log_rows_but_no_request_and_logging_resume
         "predict_statuses": dict(load.statuses),
         "requests_during_cut": len(during),
         "requests_during_cut_logged": sum(a.request_id in logged for a in during),
-        "requests_answered_200_not_logged": sum(a.request_id not in logged for a in answered_200),
+        "requests_answered_200_not_logged": lost,
         "write_failures_metric": write_failures,
         "dropped_records_metric": dropped,
         "ready_during_cut": {f"{status} {error}": n for (status, error), n in ready_seen.items()},
+        "registry_poll_age_max_s": round(poll_age_max, 2),
+        "event_log_warnings": event_log_warnings,
     }
     FIGURES[f"postgres_{mode}"] = figures
     assert set(load.statuses) == {200}, figures
@@ -306,16 +329,12 @@ def test_a_postgres_cut_mid_run_loses_log_rows_but_no_request_and_logging_resume
     assert reported is not None, figures
     assert len(during) > 20, figures
     assert len(after) > 10, figures
-    # Nothing buffered overflowed in a few seconds: the losses are whole failed batches.
-    assert dropped == 0, figures
+    # Every record lost in a failed batch is counted as dropped (one record per request here;
+    # a batch whose commit reached the server just as the cut fell may count without loss).
+    assert dropped >= lost, figures
     assert write_failures >= 1, figures
     assert "inference log: failed to write" in world.service.log.read_text(), figures
-    registry_errors = {error for _, error in ready_seen if error is not None}
-    if mode == "refuse":
-        assert not registry_errors, figures
-    elif registry_errors:
-        # Known bug, left to the registry's owner: each poll reads the "since" times from the
-        # event log (registry/registry.py::ModelRegistry.state) and waits out the 5 s connect
-        # timeout on a black-holed database, so no poll succeeds within the stale limit and
-        # /ready blames MLflow, which answers all along.
-        pytest.xfail(f"black-holed event database reported as a registry outage: {figures}")
+    # MLflow answered all along: the event database's outage is not a registry outage.
+    assert not {error for _, error in ready_seen if error is not None}, figures
+    # One outage, at most one warning (the first failed read), not one per poll.
+    assert event_log_warnings <= 1, figures

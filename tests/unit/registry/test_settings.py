@@ -21,6 +21,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "MLPLAT_ACTOR",
         "MLPLAT_MODEL_NAME",
         "MLPLAT_ARTIFACT_ROOT",
+        "MLPLAT_SINCE_TIMEOUT_SECONDS",
+        "MLPLAT_SINCE_RETRY_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -68,6 +70,24 @@ def test_events_url_and_actor_come_from_the_environment(
     settings = RegistrySettings()
     assert settings.events_url == "postgresql://db/events"
     assert settings.actor == "controller"
+
+
+def test_since_read_timings_come_from_the_environment(
+    mlplat_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "since" read's timeout and retry interval are settings, with bounded defaults."""
+    defaults = RegistrySettings()
+    assert (defaults.since_timeout_seconds, defaults.since_retry_seconds) == (1.0, 15.0)
+    monkeypatch.setenv("MLPLAT_SINCE_TIMEOUT_SECONDS", "0.25")
+    monkeypatch.setenv("MLPLAT_SINCE_RETRY_SECONDS", "60")
+    settings = RegistrySettings()
+    assert (settings.since_timeout_seconds, settings.since_retry_seconds) == (0.25, 60.0)
+
+
+def test_a_zero_since_timeout_is_refused_naming_the_field(mlplat_home: Path) -> None:
+    """A poll cannot wait zero seconds for the event log: the field is named in the error."""
+    with pytest.raises(ValueError, match="since_timeout_seconds"):
+        RegistrySettings(since_timeout_seconds=0)
 
 
 def test_default_actor_is_user_at_host(mlplat_home: Path) -> None:
