@@ -62,7 +62,6 @@ from monitoring.sources import (
 from registry import (
     EventStore,
     EventStoreUnavailable,
-    ModelRegistry,
     RegistryError,
     RegistrySettings,
     RegistryUnavailable,
@@ -128,7 +127,7 @@ def build_controller(
     from mlflow import MlflowClient
 
     from registry import get_settings as registry_get_settings
-    from registry import open_registry
+    from registry import open_registry, registry_from_settings
     from serving.inference_log import InferenceLogReader
 
     settings = settings or get_settings()
@@ -148,10 +147,9 @@ def build_controller(
         # answer, instead of a crash-looping process that looks like ControllerDown.
         logger.warning("registry unavailable at start, holding until it answers: %s", exc)
         registry_settings.ensure_home()
+        # The same lock lease, timeouts and failpoints as open_registry would have set.
         events = EventStore(registry_settings.events_url)
-        registry = ModelRegistry(
-            client, events, registry_settings.model_name, registry_settings.actor
-        )
+        registry = registry_from_settings(registry_settings, client, events)
     artifacts = RunArtifacts(client, registry)
     http = httpx.Client(timeout=settings.http_timeout_seconds)
     source: MetricsSource

@@ -21,7 +21,7 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.events import Action, DeploymentEvent, EventStatus, EventStore, JsonValue
-from registry.factory import ensure_experiment, open_registry
+from registry.factory import ensure_experiment, open_registry, registry_from_settings
 from registry.registry import ModelRegistry
 from registry.settings import RegistrySettings, get_settings
 from registry.state import (
@@ -72,4 +72,5 @@ __all__ = [
     "ensure_experiment",
     "get_settings",
     "open_registry",
+    "registry_from_settings",
 ]

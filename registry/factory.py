@@ -15,7 +15,7 @@ from registry.mlflow_store import unavailable_as_error
 from registry.registry import ModelRegistry
 from registry.settings import RegistrySettings, get_settings, sqlite_path
 
-__all__ = ["ensure_experiment", "open_registry"]
+__all__ = ["ensure_experiment", "open_registry", "registry_from_settings"]
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -71,6 +71,23 @@ def open_registry(settings: RegistrySettings | None = None) -> ModelRegistry:
         ensure_experiment(client, settings.experiment_name, location)
         with unavailable_as_error(settings.tracking_uri):
             client.search_registered_models(max_results=1)
+    return registry_from_settings(settings, client, events)
+
+
+def registry_from_settings(
+    settings: RegistrySettings, client: MlflowClient, events: EventStore
+) -> ModelRegistry:
+    """A registry on ``client`` and ``events`` with every knob ``settings`` holds.
+
+    Connects to nothing and prepares nothing (:func:`open_registry` does): for a process that
+    must start while MLflow or the event database is down and wait for them, yet move aliases
+    with the same lock lease, failpoints and timeouts as every other process once they answer.
+
+    Args:
+        settings: Model name, actor, lock, "since" read and failpoint settings.
+        client: MLflow client on ``settings.tracking_uri``.
+        events: The event log at ``settings.events_url``.
+    """
     return ModelRegistry(
         client,
         events,

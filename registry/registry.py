@@ -118,6 +118,16 @@ class ModelRegistry:
         """The MLflow tracking/registry URI this registry talks to."""
         return self._store.uri
 
+    @property
+    def lock_lease_seconds(self) -> float:
+        """How long this registry's model lock outlives a dead mover."""
+        return self._lock_lease_seconds
+
+    @property
+    def lock_timeout_seconds(self) -> float:
+        """How long a move waits for another move of the same model."""
+        return self._lock_timeout_seconds
+
     def __repr__(self) -> str:
         return f"ModelRegistry({self.model_name!r}, mlflow={self._store.uri!r}, {self.events!r})"
 
