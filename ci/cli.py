@@ -371,38 +371,18 @@ def canary(version: int, weight: float, reason: str) -> None:
 @deploy.command()
 @version_option
 @reason_option
-@click.option(
-    "--force", is_flag=True,
-    help="Promote a version that never passed the evaluation gate; the event records it with "
-    "your name and reason. A rejected version is refused even so.",
-)  # fmt: skip
 @friendly_errors
-def promote(version: int, reason: str, force: bool) -> None:
+def promote(version: int, reason: str) -> None:
     """Make VERSION the champion (normally the controller's call after a passed canary).
 
-    Refuses a version that was rejected or never passed the evaluation gate (exit code 1).
+    Refuses a version that was rejected or never passed the evaluation gate (exit code 1): the
+    service would not serve it whoever moved the alias. A gate verdict comes only from the
+    pipeline (`mlplat pipeline run`), which registers what passes as a new version.
     """
-    from ci.deploy import NotServableError
     from ci.deploy import promote as promote_version
     from ci.runner import open_from_settings
 
-    try:
-        event = promote_version(open_from_settings(), version, reason=reason, force=force)
-    except NotServableError as exc:
-        if exc.veto.reason != "gate_not_passed":
-            raise
-        raise click.ClickException(
-            f"{exc}; promote a gated version, or repeat with --force to override "
-            "(the event records your name and reason)"
-        ) from None
-    _echo_move(event)
-    if event is not None and event.details.get("forced") is True:
-        click.echo(
-            f"warning: version {version} did not pass the gate, so the service refuses to serve "
-            "it (serving/admission.py) and keeps serving the previous champion; "
-            "ServingRefusesRegistryChoice pages until a gated version is champion",
-            err=True,
-        )
+    _echo_move(promote_version(open_from_settings(), version, reason=reason))
 
 
 @deploy.command()

@@ -7,9 +7,10 @@ passed the evaluation gate and was never rejected, the one rule in
 more than ``MAX_CANARY_WEIGHT`` of the traffic (a canary that takes most of the traffic is a
 deploy, not a canary).
 
-A person may promote a version that never passed the gate with ``force=True`` and a reason;
-the event records the override. A rejected version is never promoted, forced or not: the
-registry refuses it (:meth:`registry.ModelRegistry.promote`).
+There is no override: a version the service refuses would not serve whoever moved the alias, so
+moving it would only leave the previous version serving while the registry says otherwise. A
+version gets its gate verdict from one place, the pipeline that trained it
+(:func:`ci.stages.run_pipeline`); the refusal says to run it (``mlplat pipeline run``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import math
 
 from registry import (
-    GATE_VERDICT_TAG,
     DeploymentEvent,
     InvalidMoveError,
     ModelRegistry,
@@ -37,6 +37,14 @@ MAX_CANARY_WEIGHT = 0.5
 """Largest share of traffic a canary may take before it is promoted."""
 
 
+_GATE_ADVICE = (
+    "a gate verdict comes only from the pipeline, for a model it trains: "
+    '`mlplat pipeline run --reason "..."` trains, evaluates and gates a candidate '
+    "and registers it as a new version if it passes"
+)
+"""How a version gets a passed gate verdict: what a move refused for ``gate_not_passed`` says."""
+
+
 class NotServableError(InvalidMoveError):
     """The version may not serve: it was rejected or never passed the evaluation gate.
 
@@ -49,7 +57,10 @@ class NotServableError(InvalidMoveError):
     def __init__(self, version: int, veto: Veto, move: str) -> None:
         self.version = version
         self.veto = veto
-        super().__init__(f"{veto.detail}, so it cannot {move}")
+        message = f"{veto.detail}, so it cannot {move}"
+        if veto.reason == "gate_not_passed":
+            message += f"; {_GATE_ADVICE}, which can then {move}"
+        super().__init__(message)
 
 
 def check_canary_weight(weight: float) -> float:
@@ -102,47 +113,25 @@ def promote(
     version: int,
     *,
     reason: str,
-    force: bool = False,
     evidence: str | None = None,
 ) -> DeploymentEvent | None:
-    """Make ``version`` the champion if the service would serve it, or if forced past the gate.
-
-    A forced promote writes the override into the event: its reason starts with
-    ``forced past the gate`` and its details hold ``forced: true`` and the gate verdict found,
-    beside the actor the registry records on every event. The service still refuses to serve
-    a version that did not pass the gate (:mod:`serving.admission`): forcing moves the alias,
-    the previous champion keeps serving until a gated version is promoted.
+    """Make ``version`` the champion if the service would serve it.
 
     Args:
         registry: The registry to move.
         version: The new champion.
         reason: Why; kept in the event.
-        force: Promote even though the version has no passed gate verdict.
         evidence: Link or path to evidence.
 
     Returns:
         The applied event, or ``None`` if ``version`` already is the champion.
 
     Raises:
-        NotServableError: The version was rejected (even with ``force``), or has no passed
-            gate verdict and ``force`` is not set.
+        NotServableError: The version was rejected or has no passed gate verdict.
         VersionNotFoundError: The version does not exist.
     """
-    info = registry.version(version)
-    veto = vet(info)
-    if veto is None:
-        return registry.promote(version, reason=reason, evidence=evidence)
-    if veto.reason == "rejected" or not force:
-        raise NotServableError(info.version, veto, "become champion")
-    if not reason.strip():
-        raise InvalidMoveError("a forced promote needs a reason: it is recorded on the event")
-    verdict = info.gate_verdict
-    return registry.promote(
-        version,
-        reason=f"forced past the gate ({GATE_VERDICT_TAG}={verdict!r}): {reason}",
-        evidence=evidence,
-        details={"forced": True, "refusal": veto.reason, "gate_verdict": verdict},
-    )
+    _refuse_unservable(registry.version(version), "become champion")
+    return registry.promote(version, reason=reason, evidence=evidence)
 
 
 def _refuse_unservable(info: ModelVersionInfo, move: str) -> None:

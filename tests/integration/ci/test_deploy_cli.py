@@ -1,8 +1,8 @@
 """``mlplat deploy …`` as a user types it, against a real MLflow registry (SQLite store).
 
 The guardrails pinned here: promote refuses a version the service would not serve (rejected, or
-no passed gate verdict) unless forced with a reason, which the event records; reject ends a
-canary and names unknown versions; a canary weight outside (0, MAX_CANARY_WEIGHT] is a usage
+no passed gate verdict), with no override, and says how a version gets through the gate; reject
+ends a canary and names unknown versions; a canary weight outside (0, MAX_CANARY_WEIGHT] is a usage
 error before the registry is touched. Every refusal is one line and an exit code, never a
 traceback.
 """
@@ -101,7 +101,7 @@ def _error_line(result: Result) -> str:
 def test_promote_refuses_a_version_without_a_passed_gate_verdict(
     deployer: Deployer, verdict: str | None, shown: str
 ) -> None:
-    """An ungated version stays off the champion alias: one line naming version and verdict."""
+    """An ungated version stays off the champion: one line naming the verdict and the gate's way."""
     v1, v2 = deployer.register(), deployer.register(gate_verdict=verdict)
     deployer.registry.bootstrap(v1, reason="first")
 
@@ -110,79 +110,55 @@ def test_promote_refuses_a_version_without_a_passed_gate_verdict(
     assert result.exit_code == 1
     line = _error_line(result)
     assert f"version {v2} has mlplat.gate_verdict={shown}" in line
-    assert "--force" in line
+    assert "cannot become champion" in line
+    assert '`mlplat pipeline run --reason "..."`' in line
+    assert "--force" not in line
     assert deployer.registry.state().champion == v1
     assert deployer.last_event().action == Action.BOOTSTRAP
 
 
-def test_promote_refuses_a_rejected_version_even_when_forced(deployer: Deployer) -> None:
-    """Rejection is final: ``--force`` overrides a missing gate verdict, never a rejection."""
+def test_promote_refuses_a_rejected_version(deployer: Deployer) -> None:
+    """Rejection is final: the line names the rejection and gives no way around it."""
     v1, v2 = deployer.register(), deployer.register()
     deployer.registry.bootstrap(v1, reason="first")
     deployer.registry.reject(v2, reason="canary failed")
 
-    result = deployer.deploy("promote", "--version", str(v2), "--force", "--reason", "please")
+    result = deployer.deploy("promote", "--version", str(v2), "--reason", "please")
 
     assert result.exit_code == 1
     line = _error_line(result)
     assert f"version {v2} is tagged mlplat.status=rejected" in line
     assert "cannot become champion" in line
+    assert "mlplat pipeline run" not in line
     assert deployer.registry.state().champion == v1
 
 
-def test_forced_promote_moves_the_champion_and_records_who_and_why(deployer: Deployer) -> None:
-    """``--force --reason`` promotes an ungated version; the event says forced, by whom, why."""
+def test_promote_has_no_force_option(deployer: Deployer) -> None:
+    """No flag moves the champion past the gate: ``--force`` is an unknown option (exit 2)."""
     v1, v2 = deployer.register(), deployer.register(gate_verdict=None)
     deployer.registry.bootstrap(v1, reason="first")
 
-    result = deployer.deploy(
-        "promote", "--version", str(v2), "--force", "--reason", "INC-42 hotfix, gate re-run later"
-    )
+    result = deployer.deploy("promote", "--version", str(v2), "--force", "--reason", "hotfix")
+
+    assert result.exit_code == 2
+    assert "No such option '--force'" in result.stderr
+    assert deployer.registry.state().champion == v1
+    assert deployer.last_event().action == Action.BOOTSTRAP
+
+
+def test_promote_of_a_gated_version_moves_the_champion(deployer: Deployer) -> None:
+    """The guardrail passes a gated version through; the event keeps who and why, as given."""
+    v1, v2 = deployer.register(), deployer.register()
+    deployer.registry.bootstrap(v1, reason="first")
+
+    result = deployer.deploy("promote", "--version", str(v2), "--reason", "canary passed")
 
     assert result.exit_code == 0, result.output
     assert deployer.registry.state().champion == v2
     event = deployer.last_event()
     assert (event.action, event.from_version, event.to_version) == (Action.PROMOTE, v1, v2)
-    assert event.actor == "alice"
-    assert event.reason.startswith("forced past the gate (mlplat.gate_verdict=None)")
-    assert event.reason.endswith("INC-42 hotfix, gate re-run later")
-    assert dict(event.details) == {
-        "forced": True,
-        "refusal": "gate_not_passed",
-        "gate_verdict": None,
-    }
+    assert (event.actor, event.reason, dict(event.details)) == ("alice", "canary passed", {})
     assert f"promote champion {v1}->{v2} [applied] by alice" in result.stdout
-    assert "the service refuses to serve it" in result.stderr
-
-
-def test_forced_promote_needs_a_reason_that_says_something(deployer: Deployer) -> None:
-    """No reason is a usage error; a blank one is refused before anything moves."""
-    v1, v2 = deployer.register(), deployer.register(gate_verdict=None)
-    deployer.registry.bootstrap(v1, reason="first")
-
-    missing = deployer.deploy("promote", "--version", str(v2), "--force")
-    blank = deployer.deploy("promote", "--version", str(v2), "--force", "--reason", "  ")
-
-    assert missing.exit_code == 2
-    assert "Missing option '--reason'" in missing.stderr
-    assert blank.exit_code == 1
-    assert "a forced promote needs a reason" in _error_line(blank)
-    assert deployer.registry.state().champion == v1
-
-
-def test_promote_of_a_gated_version_is_not_marked_forced(deployer: Deployer) -> None:
-    """The guardrail passes a gated version through, with ``--force`` or without."""
-    v1, v2, v3 = deployer.register(), deployer.register(), deployer.register()
-    deployer.registry.bootstrap(v1, reason="first")
-
-    plain = deployer.deploy("promote", "--version", str(v2), "--reason", "canary passed")
-    forced = deployer.deploy("promote", "--version", str(v3), "--force", "--reason", "habit")
-
-    assert plain.exit_code == 0, plain.output
-    assert forced.exit_code == 0, forced.output
-    assert "warning" not in forced.stderr
-    event = deployer.last_event()
-    assert (event.to_version, event.reason, dict(event.details)) == (v3, "habit", {})
 
 
 # -- reject --------------------------------------------------------------------------------
@@ -317,6 +293,7 @@ def test_canary_refuses_a_version_without_a_passed_gate_verdict(deployer: Deploy
     line = _error_line(result)
     assert f"version {v2} has mlplat.gate_verdict=None" in line
     assert "cannot take canary traffic" in line
+    assert "mlplat pipeline run" in line
     assert deployer.registry.state().challenger is None
 
 

@@ -1,11 +1,14 @@
-"""The deploy guardrails' pure rules: which canary weights a canary may take."""
+"""The deploy guardrails' pure rules: the canary weights allowed, and what a refusal says."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from ci.deploy import MAX_CANARY_WEIGHT, check_canary_weight
+from ci.deploy import MAX_CANARY_WEIGHT, NotServableError, check_canary_weight
 from registry import InvalidMoveError
+from serving.admission import vet
 
 pytestmark = pytest.mark.unit
 
@@ -34,3 +37,39 @@ def test_most_of_the_traffic_is_refused_with_advice_to_promote(weight: float) ->
     """A canary above the cap is a deploy: the message says to promote instead."""
     with pytest.raises(InvalidMoveError, match=r"in \(0, 0\.5\].*promote the version instead"):
         check_canary_weight(weight)
+
+
+@dataclass(frozen=True)
+class _Tags:
+    version: int
+    rejected: bool = False
+    gate_verdict: str | None = "passed"
+
+
+@pytest.mark.parametrize("verdict", [None, "failed"])
+def test_an_ungated_version_is_refused_with_the_pipeline_run_that_gates_a_model(
+    verdict: str | None,
+) -> None:
+    """The refusal names the verdict and says a passed verdict comes from `mlplat pipeline run`."""
+    veto = vet(_Tags(7, gate_verdict=verdict))
+    assert veto is not None
+
+    message = str(NotServableError(7, veto, "become champion"))
+
+    assert message.startswith(f"version 7 has mlplat.gate_verdict={verdict!r}")
+    assert "so it cannot become champion" in message
+    assert '`mlplat pipeline run --reason "..."`' in message
+    assert message.endswith("which can then become champion")
+
+
+def test_a_rejected_version_is_refused_without_a_way_around_it() -> None:
+    """Rejection is final: the refusal gives no command that would make the version serve."""
+    veto = vet(_Tags(7, rejected=True))
+    assert veto is not None
+
+    message = str(NotServableError(7, veto, "take canary traffic"))
+
+    assert message == (
+        "version 7 is tagged mlplat.status=rejected and may never serve, "
+        "so it cannot take canary traffic"
+    )
