@@ -40,6 +40,8 @@ from tests.integration.stack.outside import container_port
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WAIT_CONDITIONS = {"service_healthy", "service_completed_successfully"}
+BUILD_ARGS = ("GIT_COMMIT", "EXTRA_CA_CERT")
+"""The Dockerfile's optional build arguments, which compose passes from the shell."""
 # host:port in a URL or a target list; the host is a name, not an address.
 HOST_PORT = re.compile(r"(?<![\w.-])([a-z][a-z0-9-]*):(\d{2,5})(?!\d)")
 
@@ -164,11 +166,50 @@ def test_secrets_are_required_from_the_environment_wherever_they_are_used() -> N
 
 
 def test_env_example_documents_every_variable_and_leaves_the_secrets_empty() -> None:
-    """Each ``${VAR}`` of the compose file is in .env.example; the secrets there are blank."""
+    """Each ``${VAR}`` of the compose file is in .env.example; the secrets there are blank.
+
+    Build arguments aside: they come from the shell (see the build-args test below).
+    """
     used = set(re.findall(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)", COMPOSE_FILE.read_text("utf-8")))
     documented = _env_example_keys()
-    assert used - set(documented) == set()
+    assert used - set(documented) - set(BUILD_ARGS) == set()
     assert {s: documented[s] for s in SECRET_VARIABLES} == dict.fromkeys(SECRET_VARIABLES, "")
+
+
+def test_build_args_are_the_dockerfiles_optional_arguments_taken_from_the_shell() -> None:
+    """The image's build passes GIT_COMMIT and EXTRA_CA_CERT, empty when unset.
+
+    They come from the shell that runs ``make up``, not from .env: a commit changes with every
+    build, and a PEM certificate spans lines, which docker-compose 1.29's .env cannot hold. The
+    README documents them where it documents the Dockerfile's arguments.
+    """
+    args = raw_compose()["x-mlplat-image"]["build"]["args"]
+    assert args == {name: f"${{{name}:-}}" for name in BUILD_ARGS}
+    dockerfile = DOCKERFILE.read_text(encoding="utf-8").splitlines()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in BUILD_ARGS:
+        assert f'ARG {name}=""' in dockerfile, name
+        assert f"{name}=" in readme, name
+
+
+def test_build_args_reach_every_built_service_intact(compose_tool: str, env_file: Path) -> None:
+    """Set in the environment, both arguments reach every built image; a PEM keeps its lines."""
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----"
+    shell = {"PATH": "/usr/local/bin:/usr/bin:/bin", "GIT_COMMIT": "0123abc", "EXTRA_CA_CERT": pem}
+    unset = resolved_services(compose_tool, env_file)
+    done = subprocess.run(
+        [compose_tool, "--project-directory", str(REPO), "-f", str(COMPOSE_FILE),
+         "--env-file", str(env_file), "config"],
+        cwd=REPO, env=shell, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)["services"]
+
+    built = [name for name, service in unset.items() if service.built]
+    assert built
+    for name in built:
+        assert unset[name].spec["build"]["args"] == dict.fromkeys(BUILD_ARGS, ""), name
+        assert resolved[name]["build"]["args"] == {"GIT_COMMIT": "0123abc", "EXTRA_CA_CERT": pem}
 
 
 def test_the_serving_env_example_is_merged_into_the_root_one() -> None:
