@@ -44,6 +44,7 @@ from pipeline import (
     log_training_run,
 )
 from pipeline import run as run_steps
+from pipeline.tracking import quiet_git_probe
 from registry import ModelRegistry, RegistrySettings, ensure_experiment
 
 __all__ = [
@@ -136,9 +137,13 @@ class DemoTrainer:
         if state.champion is None:
             raise ValueError("a candidate needs a champion to be compared with; train one first")
         champion = load_model(self.registry.model_uri(state.champion))
-        with mlflow.start_run(
-            experiment_id=experiment_id, run_name=f"{request.trigger}-seed{request.seed}"
-        ) as run:
+        # As in run_pipeline: the code version is code_version()'s, and MLflow's own git probe
+        # must not warn where git is not installed (the runtime image).
+        with quiet_git_probe():
+            started = mlflow.start_run(
+                experiment_id=experiment_id, run_name=f"{request.trigger}-seed{request.seed}"
+            )
+        with started as run:
             mlflow.set_tags(
                 {
                     "mlplat.trigger": request.trigger,
