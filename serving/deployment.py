@@ -310,13 +310,11 @@ def open_read_only(settings: RegistrySettings) -> ModelRegistry:
     """
     from mlflow import MlflowClient
 
-    from registry import EventStore, ModelRegistry
+    from registry import EventStore, registry_from_settings
 
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-    return ModelRegistry(
-        client, EventStore(_with_connect_timeout(settings.events_url)), settings.model_name,
-        settings.actor,
-    )  # fmt: skip
+    events = EventStore(_with_connect_timeout(settings.events_url))
+    return registry_from_settings(settings, client, events)
 
 
 def _with_connect_timeout(url: str, seconds: int = 5) -> str:

@@ -19,9 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.pipeline import Pipeline
 
+from registry import RegistrySettings
 from serving.app import create_app
 from serving.cache import ModelCache
-from serving.deployment import DeploymentHolder, DesiredState, RegistryModelSource
+from serving.deployment import DeploymentHolder, DesiredState, RegistryModelSource, open_read_only
 from serving.inference_log import InferenceLogStore
 from serving.metrics import create_metrics
 from serving.reconcile import Reconciler
@@ -326,3 +327,16 @@ def test_a_service_starts_and_predicts_while_the_inference_log_database_is_down(
             10,
             "the failed write counted",
         )
+
+
+def test_the_services_registry_client_takes_every_registry_setting(tmp_path: Path) -> None:
+    """The read-only client uses the configured lease and "since" timings, not defaults."""
+    settings = RegistrySettings(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        events_url=f"sqlite:///{tmp_path / 'events.db'}",
+        lock_lease_seconds=42.0,
+        since_timeout_seconds=0.25,
+    )
+    registry = open_read_only(settings)
+    assert registry.lock_lease_seconds == 42.0
+    assert registry._since._timeout_seconds == 0.25  # no public view of it
