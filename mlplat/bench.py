@@ -141,6 +141,18 @@ def bench_judge(out: Path, runs: int | None, seed: int | None) -> None:
     click.echo(f"→ {out}")
 
 
+@bench.command("judge-log")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--runs", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def bench_judge_log(out: Path, runs: int) -> None:
+    """The judge on the controller's path: logged rows -> evidence -> verdict, per scenario."""
+    from benchmarks.judge_log import format_table, run_log_judge_benchmark
+
+    result = run_log_judge_benchmark(out, runs=runs, write=write_json_atomic, machine=machine())
+    click.echo(format_table(result))
+    click.echo(f"→ {out}")
+
+
 @bench.command("store")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(

@@ -80,7 +80,13 @@ from monitoring.judge import (
     JudgeResult,
     Verdict,
 )
-from monitoring.log_evidence import LogEvidenceParams, UnusableLog, build_evidence
+from monitoring.log_evidence import (
+    BaselineRows,
+    LogEvidenceParams,
+    UnusableLog,
+    build_evidence,
+    prepare_baseline,
+)
 from monitoring.metrics import (
     AlertAction,
     AlertDecider,
@@ -716,6 +722,8 @@ class Controller:
         self._next_drift_at: datetime | None = None
         self._reports: list[_ReportJob] = []
         self._reports_lock = threading.Lock()
+        # The baseline of the live canary, salted once: (champion, canary, started) -> rows.
+        self._baseline: tuple[tuple[int, int, datetime], BaselineRows] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -964,9 +972,13 @@ class Controller:
                 "counted (writes lagging or lost)"
             )
         params = LogEvidenceParams(window_seconds=self.settings.judge_window_seconds)
+        key = (champion, version, started)
+        if self._baseline is None or self._baseline[0] != key:
+            baseline = prepare_baseline(inputs.baseline, champion=champion, canary=version)
+            self._baseline = (key, baseline)
         try:
             evidence = build_evidence(
-                rows, inputs.labels, inputs.baseline,
+                rows, inputs.labels, self._baseline[1],
                 champion=champion, canary=version,
                 started=started.timestamp(), now=now.timestamp(), params=params,
                 tail_threshold_s=tail_threshold(counts[CHAMPION]),

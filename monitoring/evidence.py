@@ -23,8 +23,12 @@ this module is the answer to both:
   ``var = sum_c U_c**2 / H**2``, ``U_c = sum_k h_k [(S1kc - n1kc ybar1k) / n1k - (S0kc - n0kc
   ybar0k) / n0k]``. Clusters nested in hash groups are still independent between groups, so a
   coarse grouping is valid (Cameron & Miller 2015, *A practitioner's guide to cluster-robust
-  inference*, J. Hum. Resour. 50(2)). The judge uses the larger of this and the independent-
-  requests variance, so clustering can only widen a bound, never narrow it below the textbook one.
+  inference*, J. Hum. Resour. 50(2)). When a few large customers carry most of a variant's
+  traffic the plain sandwich is too small; each cluster's influence is therefore divided by one
+  minus its share of its variant (the jackknife, CR3, form). The judge uses the larger of this
+  and the independent-requests variance, so clustering can only widen a bound, never narrow it
+  below the textbook one. A comparison resting on a handful of customers is not made at all:
+  :attr:`MeanEvidence.variant_clusters` counts them and the judge requires a minimum per slice.
 
 Everything is a sum over strata, so evidence is built one stratum at a time
 (:func:`stratum_evidence`) and added (``+``): the controller adds the strata it reads from the
@@ -62,6 +66,10 @@ FloatArray = npt.NDArray[np.float64]
 # controller's histogram buckets and the simulation alike.
 TAIL_QUANTILE = 0.99
 
+# A cluster carrying more of a variant's stratum than this is treated as carrying this much:
+# its influence is multiplied by at most 1 / (1 - 0.95) = 20.
+_MAX_LEVERAGE = 0.95
+
 CHAMPION_AXIS = 0
 CANARY_AXIS = 1
 
@@ -88,6 +96,8 @@ class MeanEvidence:
             :meth:`with_baseline`); 0 without a baseline.
         baseline_sd: ``sum_k (h_k / h_P) sqrt(var_P)``, an upper bound on the standard deviation
             of ``baseline_shift`` when requests are independent.
+        cluster_count: Requests per variant and cluster over every stratum, shape
+            ``(B, 2, G)``, or None where clusters are unknown (cumulative counters).
     """
 
     weighted_difference: FloatArray
@@ -99,6 +109,7 @@ class MeanEvidence:
     total: FloatArray
     baseline_shift: FloatArray | None = None
     baseline_sd: FloatArray | None = None
+    cluster_count: FloatArray | None = None
 
     @classmethod
     def empty(cls, batch: int, clusters: int = 1) -> MeanEvidence:
@@ -112,6 +123,7 @@ class MeanEvidence:
             matched_sum=np.zeros((batch, 2)),
             count=np.zeros((batch, 2)),
             total=np.zeros((batch, 2)),
+            cluster_count=np.zeros((batch, 2, clusters)),
         )
 
     def __add__(self, other: MeanEvidence) -> MeanEvidence:
@@ -131,6 +143,7 @@ class MeanEvidence:
             total=self.total + other.total,
             baseline_shift=_add(self.baseline_shift, other.baseline_shift),
             baseline_sd=_add(self.baseline_sd, other.baseline_sd),
+            cluster_count=_add(self.cluster_count, other.cluster_count),
         )
 
     def with_baseline(self, baseline: MeanEvidence) -> MeanEvidence:
@@ -164,6 +177,7 @@ class MeanEvidence:
             total=self.total,
             baseline_shift=_add(self.baseline_shift, scale * baseline.weighted_difference),
             baseline_sd=_add(self.baseline_sd, scale * np.sqrt(baseline.iid_variance)),
+            cluster_count=self.cluster_count,
         )
 
     @property
@@ -188,6 +202,17 @@ class MeanEvidence:
         return np.where(self.weight[:, None] > 0, self.matched_sum / safe, np.nan)
 
     @property
+    def variant_clusters(self) -> FloatArray:
+        """Clusters with requests on each variant, shape ``(B, 2)``.
+
+        Infinite when clusters are unknown: no counts kept, or a single group (cumulative
+        counters are one group of independent requests).
+        """
+        if self.cluster_count is None or self.cluster_count.shape[-1] < 2:
+            return np.full(self.count.shape, np.inf)
+        return np.asarray((self.cluster_count > 0).sum(axis=-1), dtype=np.float64)
+
+    @property
     def clusters(self) -> FloatArray:
         """Clusters that contributed, per canary."""
         return np.asarray((self.influence != 0).sum(axis=-1), dtype=np.float64)
@@ -198,23 +223,39 @@ class MeanEvidence:
         factor = np.where(g >= 2, g / np.maximum(g - 1.0, 1.0), 0.0)
         return np.asarray(factor * (self.influence**2).sum(axis=-1), dtype=np.float64)
 
+    def cluster_df(self) -> FloatArray:
+        """Effective degrees of freedom of the cluster-robust variance (Satterthwaite).
+
+        ``(sum U_c**2)**2 / sum U_c**4``: about a third of the clusters when every cluster
+        weighs alike, near 1 when one or two customers carry a variant's traffic, when the
+        sandwich itself is a guess.
+        """
+        u2 = self.influence**2
+        total, fourth = u2.sum(axis=-1), (u2**2).sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(fourth > 0, total * total / fourth, np.inf)
+
+    def _excess(self) -> FloatArray:
+        """The cluster-robust variance in excess of the iid one (0 when below it)."""
+        return np.maximum(self.cluster_variance() - self._iid_total(), 0.0)
+
+    def _total_variance(self) -> FloatArray:
+        """Variance of ``T``: the larger of the widened cluster-robust and the iid one."""
+        return np.asarray(self._iid_total() + self._excess(), dtype=np.float64)
+
     def design_effect(self) -> FloatArray:
         """How much the variance exceeds that of independent requests in this period (>= 1).
 
         Clustering and a baseline correction both raise it.
         """
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.maximum(self.cluster_variance(), self._iid_total()) / self.iid_variance
+            ratio = self._total_variance() / self.iid_variance
         return np.where(np.isfinite(ratio) & (ratio > 1.0), ratio, 1.0)
 
     def variance(self) -> FloatArray:
-        """Variance of :attr:`estimate`: the larger of the cluster-robust and the iid one."""
+        """Variance of :attr:`estimate`: iid, plus the between-cluster excess when clustered."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(
-                self.weight > 0,
-                np.maximum(self.cluster_variance(), self._iid_total()) / self.weight**2,
-                np.inf,
-            )
+            return np.where(self.weight > 0, self._total_variance() / self.weight**2, np.inf)
 
     def between_cluster_variance(self) -> FloatArray:
         """The part of :meth:`variance` that more requests from the same clusters cannot shrink.
@@ -224,8 +265,7 @@ class MeanEvidence:
         a floor under the variance however long the canary runs.
         """
         with np.errstate(invalid="ignore", divide="ignore"):
-            excess = np.maximum(self.cluster_variance() - self._iid_total(), 0.0)
-            return np.where(self.weight > 0, excess / self.weight**2, np.inf)
+            return np.where(self.weight > 0, self._excess() / self.weight**2, np.inf)
 
 
 def _add(left: FloatArray | None, right: FloatArray | None) -> FloatArray | None:
@@ -268,8 +308,12 @@ def stratum_evidence(
     h = np.where(both, nv[:, 0] * nv[:, 1] / np.maximum(nv.sum(axis=-1), 1.0), 0.0)
     diff = np.where(both, mean[:, 1] - mean[:, 0], 0.0)
     iid = np.where(both, h * h * (within / safe_n).sum(axis=-1), 0.0)
-    # Each cluster's influence on T: its deviations from its variant's stratum mean, scaled.
-    deviation = (s - n * mean[:, :, None]) / safe_n[:, :, None]
+    # Each cluster's influence on T: its deviations from its variant's stratum mean, scaled,
+    # and divided by 1 - its leverage (its share of the variant's requests): the jackknife
+    # (CR3) form, which stays honest when a few large customers carry most of a variant's
+    # traffic, where the plain sandwich is too small (Cameron & Miller 2015, section VI).
+    leverage = np.minimum(n / safe_n[:, :, None], _MAX_LEVERAGE)
+    deviation = (s - n * mean[:, :, None]) / safe_n[:, :, None] / (1.0 - leverage)
     influence = np.where(both[:, None], h[:, None] * (deviation[:, 1] - deviation[:, 0]), 0.0)
     return MeanEvidence(
         weighted_difference=h * diff,
@@ -279,6 +323,7 @@ def stratum_evidence(
         matched_sum=h[:, None] * np.where(both[:, None], mean, 0.0),
         count=nv,
         total=sv,
+        cluster_count=n,
     )
 
 

@@ -225,6 +225,9 @@ class JudgeConfig(BaseModel):
         slice_error_rate_floor: Error-rate increase within a slice worth a rollback.
         slice_error_rate_margin: Largest error-rate increase within a slice a promotion accepts.
         slice_min_requests: Requests each variant needs in a slice before it is judged.
+        slice_min_customers: Routing-key groups (customers) each variant needs in a slice before
+            it is judged: a slice served by a handful of customers compares those customers,
+            not the models, and no variance estimate from so few is trustworthy.
         slice_min_share: Slices with at least this share of the canary's requests must be shown
             not worse before a promotion; thinner slices are checked for rollback only.
         slice_quality_floor: Loss increase within a slice worth a rollback.
@@ -273,6 +276,7 @@ class JudgeConfig(BaseModel):
     slice_error_rate_floor: float = Field(0.005, ge=0.0, lt=1.0)
     slice_error_rate_margin: float = Field(0.02, gt=0.0, lt=1.0)
     slice_min_requests: int = Field(200, ge=1)
+    slice_min_customers: int = Field(20, ge=0)
     slice_min_share: float = Field(0.05, ge=0.0, le=1.0)
     slice_quality_floor: float = Field(0.02, ge=0.0)
     slice_quality_margin: float = Field(0.05, gt=0.0)
@@ -589,6 +593,7 @@ class _Comparison:
     minimum: float
     mixture_scale: float
     transform: Callable[[FloatArray], FloatArray] | None = None
+    min_clusters: float = 0.0
 
 
 class CanaryJudge:
@@ -693,11 +698,11 @@ class CanaryJudge:
             )
         slice_error = _Comparison(
             SignalName.SLICE_ERROR_RATE, True, c.slice_error_rate_floor, c.slice_error_rate_margin,
-            c.slice_min_requests, c.slice_mixture_scale,
+            c.slice_min_requests, c.slice_mixture_scale, min_clusters=c.slice_min_customers,
         )  # fmt: skip
         slice_quality = _Comparison(
             SignalName.SLICE_QUALITY, False, c.slice_quality_floor, c.slice_quality_margin,
-            c.slice_min_labels, c.slice_mixture_scale,
+            c.slice_min_labels, c.slice_mixture_scale, min_clusters=c.slice_min_customers,
         )  # fmt: skip
         total_canary = evidence.errors.count[:, 1]
         signals[SignalName.SLICE_ERROR_RATE] = self._slices(
@@ -740,7 +745,12 @@ class CanaryJudge:
     ) -> SignalArrays:
         seq = self._sequence(evidence, comparison, alpha)
         n0, n1 = evidence.count[:, 0], evidence.count[:, 1]
-        enough = (n1 >= comparison.minimum) & (n0 >= comparison.minimum)
+        groups = evidence.variant_clusters
+        enough = (
+            (n1 >= comparison.minimum)
+            & (n0 >= comparison.minimum)
+            & (groups.min(axis=-1) >= comparison.min_clusters)
+        )
         margin = np.broadcast_to(np.asarray(comparison.margin, dtype=np.float64), n1.shape)
         decision = _decide(seq, enough, comparison.floor, margin)
         # Stuck, rather than slow: the spread between clusters, which more requests from the
@@ -956,8 +966,13 @@ class CanaryJudge:
             SignalName.LATENCY: f"{c.latency_min_samples} latency samples",
             SignalName.LATENCY_TAIL: f"{c.tail_min_samples} latency samples",
             SignalName.QUALITY: f"{c.quality_min_labels} labelled predictions",
-            SignalName.SLICE_ERROR_RATE: f"{c.slice_min_requests} requests in a slice",
-            SignalName.SLICE_QUALITY: f"{c.slice_min_labels} labelled predictions in a slice",
+            SignalName.SLICE_ERROR_RATE: (
+                f"{c.slice_min_requests} requests from {c.slice_min_customers} customers in a slice"
+            ),
+            SignalName.SLICE_QUALITY: (
+                f"{c.slice_min_labels} labelled predictions from {c.slice_min_customers} "
+                "customers in a slice"
+            ),
             SignalName.PREDICTIONS: f"{c.psi_min_samples} scores",
         }[name]
         if decision == Decision.INSUFFICIENT:

@@ -45,9 +45,11 @@ from monitoring.sources import SCORE_EDGES
 from serving.routing import canary_salt, salted
 
 __all__ = [
+    "BaselineRows",
     "LogEvidenceParams",
     "UnusableLog",
     "build_evidence",
+    "prepare_baseline",
     "salted_points",
 ]
 
@@ -124,11 +126,9 @@ def _period_rows(
     latency = np.where(failed | ~(latency > 0), np.nan, latency)
     hashes = frame["routing_hash"].to_numpy(dtype=np.float64)
     cluster = np.clip(np.floor(hashes * params.clusters), 0, params.clusters - 1)
-    lookup = {name: i for i, name in enumerate(slices)}
-    slice_values = frame["slice"].astype("string").fillna("")
-    slice_index = np.fromiter(
-        (lookup.get(str(v), -1) for v in slice_values), dtype=np.int64, count=len(frame)
-    )
+    # Codes of the slice names (-1: no slice, or one the canary's life never saw).
+    slice_values = frame["slice"].astype("string")
+    slice_index = pd.Categorical(slice_values, categories=list(slices)).codes.astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_latency = np.log(latency)
     return _Rows(
@@ -211,7 +211,7 @@ def _weights(
 def build_evidence(
     rows: pd.DataFrame,
     labels: pd.DataFrame,
-    baseline: pd.DataFrame | None,
+    baseline: pd.DataFrame | BaselineRows | None,
     *,
     champion: int,
     canary: int,
@@ -227,7 +227,7 @@ def build_evidence(
             life (other versions and other periods are ignored).
         labels: :meth:`~serving.inference_log.InferenceLogReader.judge_labels` over the same.
         baseline: ``judge_rows`` of a period before ``started`` (the champion's rows are used),
-            or None.
+            best prepared once per canary with :func:`prepare_baseline`; or None.
         champion: The champion's version.
         canary: The canary's version.
         started: Unix time the canary started taking traffic.
@@ -324,8 +324,34 @@ def _of_versions(frame: pd.DataFrame, champion: int, canary: int) -> pd.DataFram
     return frame[keep]
 
 
+@dataclass(frozen=True)
+class BaselineRows:
+    """The champion's rows before a canary, with the points the canary's split compares.
+
+    Built once per canary by :func:`prepare_baseline` (salting every row's hash is the costly
+    part) and passed to :func:`build_evidence` at every look.
+    """
+
+    champion: int
+    canary: int
+    rows: pd.DataFrame
+    points: FloatArray
+
+
+def prepare_baseline(frame: pd.DataFrame, *, champion: int, canary: int) -> BaselineRows:
+    """Keep the champion's recorded rows of ``frame`` and salt their hashes for ``canary``."""
+    rows = frame[
+        (frame["variant"] == "champion")
+        & (frame["model_version"] == champion)
+        & frame["routing_hash"].notna()
+        & (frame["failed"] | frame["latency_s"].notna())
+    ]
+    points = salted_points(rows["routing_hash"].to_numpy(dtype=np.float64), canary)
+    return BaselineRows(champion, canary, rows, points)
+
+
 def _baseline(
-    frame: pd.DataFrame | None,
+    baseline: pd.DataFrame | BaselineRows | None,
     champion: int,
     canary: int,
     params: LogEvidenceParams,
@@ -334,24 +360,25 @@ def _baseline(
     is_canary: npt.NDArray[np.bool_],
 ) -> _Baseline | None:
     """The champion's earlier rows, when there are enough of them to help rather than hurt."""
-    if frame is None or not len(frame):
+    if baseline is None:
         return None
-    rows = frame[
-        (frame["variant"] == "champion")
-        & (frame["model_version"] == champion)
-        & frame["routing_hash"].notna()
-        & (frame["failed"] | frame["latency_s"].notna())
-    ]
+    if isinstance(baseline, pd.DataFrame):
+        baseline = prepare_baseline(baseline, champion=champion, canary=canary)
+    if (baseline.champion, baseline.canary) != (champion, canary):
+        raise ValueError(
+            f"the baseline was prepared for champion {baseline.champion} and canary "
+            f"{baseline.canary}, not {champion} and {canary}"
+        )
+    rows = baseline.rows
     canary_rows = int(is_canary.sum())
     champion_rows = period_rows - canary_rows
     needed = params.baseline_ratio * max(canary_rows, champion_rows)
     if len(rows) < max(params.min_baseline_rows, needed):
         return None
-    points = salted_points(rows["routing_hash"].to_numpy(dtype=np.float64), canary)
     stratum = np.zeros(len(rows), dtype=np.int64)
     return _Baseline(
         rows=_period_rows(rows, np.zeros(len(rows), dtype=bool), stratum, params, slices),
-        points=points,
+        points=baseline.points,
     )
 
 

@@ -10,7 +10,16 @@ import pytest
 
 pytestmark = pytest.mark.unit
 
-COMPONENTS = ("features", "pipeline", "registry", "serving", "monitoring", "ci", "mlplat")
+COMPONENTS = (
+    "features",
+    "pipeline",
+    "registry",
+    "serving",
+    "monitoring",
+    "ci",
+    "mlplat",
+    "benchmarks",
+)
 
 
 @pytest.mark.parametrize("package", COMPONENTS)

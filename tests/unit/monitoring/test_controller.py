@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 from prometheus_client import CollectorRegistry
 
+from benchmarks.log_traffic import Traffic, World, as_records
 from monitoring.app import create_app
 from monitoring.cli import EXIT_HELD, monitor
 from monitoring.controller import AlertNotice, Controller, RetrainDecision, RetrainRequest
@@ -56,7 +57,6 @@ from serving.reconcile import SMOKE_ROW
 from serving.routing import Variant
 from serving.schemas import EXAMPLE_RECORD
 from serving.settings import ServingSettings
-from tests.unit.monitoring.log_traffic import Traffic, World, as_records
 
 with warnings.catch_warnings():
     # starlette 1.x asks for httpx2; httpx still works. Narrow to this import.

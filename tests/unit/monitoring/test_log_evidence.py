@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.log_traffic import Traffic, World
 from monitoring.evidence import TAIL_QUANTILE
-from monitoring.judge import CanaryJudge, Verdict
+from monitoring.judge import CanaryJudge, SignalName, Verdict
 from monitoring.log_evidence import LogEvidenceParams, UnusableLog, build_evidence
 from monitoring.observation import observation_evidence
 from monitoring.sources import VariantCounts, build_observation
-from tests.unit.monitoring.log_traffic import Traffic, World
 
 pytestmark = pytest.mark.unit
 
@@ -83,8 +83,11 @@ def test_a_canary_adding_three_points_of_errors_is_rolled_back() -> None:
 
 
 def test_a_regression_in_one_thin_slice_is_rolled_back_on_that_slice() -> None:
-    """+10 points of errors in the 10 % small-business slice only."""
-    traffic = Traffic(canary_slice_error=("small_business", 0.10), rows_per_window=3000)
+    """+10 points of errors in the 10 % small-business slice only (about 45 of its customers)."""
+    traffic = Traffic(
+        canary_slice_error=("small_business", 0.10), rows_per_window=3000, customers=1500,
+        weight=lambda _k: 0.3,
+    )  # fmt: skip
     world = World(traffic, seed=5)
     rows = world.rows(START, 20)
     judge = CanaryJudge()
@@ -224,3 +227,17 @@ def test_labels_are_compared_within_prediction_and_arrival_windows() -> None:
     arrived = int((labels["received_ts"] < now).sum())
     assert evidence.quality.count[0].sum() == arrived
     assert set(evidence.slice_quality) == {"mass", "affluent", "small_business"}
+
+
+def test_a_slice_served_by_a_handful_of_customers_is_not_judged() -> None:
+    """Six customers on the canary in a slice compare those customers, not the models."""
+    traffic = Traffic(customers=60, customer_error_sd=1.5)
+    rows = World(traffic, seed=12).rows(START, 10)
+    evidence = build_evidence(
+        rows, NO_LABELS, None, champion=1, canary=2, started=START, now=START + 10 * WINDOW,
+        params=PARAMS,
+    )  # fmt: skip
+    thin = evidence.slice_errors["small_business"]
+    assert thin.variant_clusters[0, 1] < 20
+    reading = CanaryJudge().evaluate(evidence, window=10).signal(SignalName.SLICE_ERROR_RATE)
+    assert reading.decision.value in {"insufficient_data", "not_worse"}
