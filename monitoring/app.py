@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -319,6 +319,23 @@ def health(ctl: ControllerDep, settings: SettingsDep) -> dict[str, Any]:
         "holding": [] if last is None else list(last.hold_reasons),
         "webhook_enabled": settings.webhook_enabled,
     }
+
+
+@router.get("/judge", summary="The judge's verdict on a champion/canary pair (read-only)")
+def judge(
+    ctl: ControllerDep,
+    champion: Annotated[int, Query(ge=1, description="The champion's model version.")],
+    canary: Annotated[int, Query(ge=1, description="The canary's model version.")],
+) -> Response:
+    """``promote``, ``rollback``, ``inconclusive``, ``continue`` or ``unknown``, always 200.
+
+    For Argo Rollouts' web metric provider (``deploy/kubernetes/components/argo-rollouts``):
+    while the controller holds, the answer is ``continue`` with ``holding`` saying why, never
+    an HTTP error; only a controller still starting answers 503.
+    """
+    if ctl is None:
+        return _problem(503, "the controller is starting", {"Retry-After": "5"})
+    return JSONResponse(ctl.verdict_for(champion, canary))
 
 
 @router.get("/status", summary="The last cycle report")

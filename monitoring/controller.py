@@ -114,6 +114,7 @@ from registry import (
     ModelRegistry,
     RegistryError,
     StaleStateError,
+    VersionNotFoundError,
 )
 from serving.routing import CANARY, CHAMPION, Variant
 
@@ -151,6 +152,13 @@ _STOP_POLL_SECONDS: Final = 0.5
 
 _HISTORY_DEPTH: Final = 500
 """Events read back to find when the canary started (a canary rarely has more than a few)."""
+
+_ACTION_VERDICTS: Final[dict[str, str]] = {
+    "rejected": "rollback",
+    "promoted": "promote",
+    "paused": "inconclusive",
+}
+"""What an action the controller took answers on ``GET /judge``."""
 
 _LOG_COVERAGE: Final = 0.8
 """Share of the counted canary rows the inference log must hold to be judged from."""
@@ -715,6 +723,8 @@ class Controller:
         # The window index each canary was last judged at, by the loop and on an alert.
         self._judged: dict[int, int] = {}
         self._alert_looked: dict[int, int] = {}
+        # The last look the judge took at each (champion, canary) pair, for GET /judge.
+        self._last_look: dict[tuple[int, int], CanaryReport] = {}
         # Set when an alert moved the registry: the loop runs its next cycle at once.
         self._wake = threading.Event()
         self._detectors: dict[int, DriftDetector] = {}
@@ -803,6 +813,41 @@ class Controller:
         )
         self.last_report = report
         return report
+
+    # -- the judge's answer, for a progressive-delivery engine ------------------------------
+
+    def verdict_for(self, champion: int, canary: int) -> dict[str, JsonValue]:
+        """What the controller concluded about ``canary`` against ``champion``, read-only.
+
+        For Argo Rollouts' web metric provider (``GET /judge``): ``promote`` once the canary
+        became champion or the judge's promotion was acted on, ``rollback`` once it is
+        rejected, ``inconclusive`` when the judge paused it, else ``continue`` (not judged yet,
+        the judge said continue, a promotion waits for its minimum time and requests, or the
+        controller cannot read the registry — then ``holding`` says why). Final answers come
+        from the registry, so a restarted controller gives them too.
+        """
+        look = self._last_look.get((champion, canary))
+        answer: dict[str, JsonValue] = {
+            "champion": champion,
+            "canary": canary,
+            "verdict": "continue",
+            "window": None if look is None else look.window,
+            "reason": "not judged yet" if look is None else look.reason,
+            "holding": None,
+        }
+        if look is not None and look.action in _ACTION_VERDICTS:
+            answer["verdict"] = _ACTION_VERDICTS[look.action]
+            return answer
+        try:
+            if self.registry.version(canary).rejected:
+                answer.update(verdict="rollback", reason=f"version {canary} is rejected")
+            elif self.registry.state().champion == canary:
+                answer.update(verdict="promote", reason=f"version {canary} is the champion")
+        except (ModelNotFoundError, VersionNotFoundError) as exc:
+            answer.update(verdict="unknown", reason=str(exc))
+        except RegistryError as exc:
+            answer["holding"] = f"cannot read the registry: {exc}"
+        return answer
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -940,9 +985,11 @@ class Controller:
             return report(f"holding: {exc}")
         mark()
         self.metrics.record_judgement(result)
-        return self._act(
+        acted = self._act(
             state, version, started, window, result, counts, cycle, trigger, alerts, source
         )
+        self._last_look[(champion, version)] = acted
+        return acted
 
     def _log_evidence(
         self,

@@ -1194,6 +1194,46 @@ def test_webhook_answers_503_when_the_registry_is_down_so_alertmanager_retries(
     assert "MLflow registry at http://mlflow:5000 is unavailable" in response.json()["detail"]
 
 
+def test_judge_endpoint_answers_argo_with_the_verdict_and_never_an_error_while_holding(
+    rig_factory: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /judge answers Argo Rollouts' web provider, always with a verdict.
+
+    Continue before a look, rollback after one (also from a restarted controller, read off the
+    registry), 200 with ``holding`` while the registry is down.
+    """
+    rig = rig_factory()
+    with TestClient(create_app(rig.controller.settings, rig.controller, run_loop=False)) as c:
+        first = c.get("/judge", params={"champion": 1, "canary": 2}).json()
+        assert (first["verdict"], first["reason"]) == ("continue", "not judged yet")
+
+        rig.metrics.canary = VariantCounts(1000, 80)
+        rig.clock.after_canary_start(rig.stores, WINDOW + 1)
+        rig.controller.run_once()
+        after = c.get("/judge", params={"champion": 1, "canary": 2}).json()
+        assert after["verdict"] == "rollback"
+        assert after["window"] == 1
+
+        unknown = c.get("/judge", params={"champion": 1, "canary": 99}).json()
+        assert unknown["verdict"] == "unknown"
+        bad = c.get("/judge", params={"champion": 1, "canary": "two"})
+        assert bad.status_code == 422
+
+    restarted = rig.restarted()
+    with TestClient(create_app(rig.controller.settings, restarted, run_loop=False)) as c:
+        again = c.get("/judge", params={"champion": 1, "canary": 2}).json()
+        assert again["verdict"] == "rollback"
+
+        def down(version: int) -> None:
+            raise RegistryUnavailable("http://mlflow:5000", "connection refused")
+
+        monkeypatch.setattr(restarted.registry, "version", down)
+        held = c.get("/judge", params={"champion": 1, "canary": 2})
+        assert held.status_code == 200
+        assert held.json()["verdict"] == "continue"
+        assert "unavailable" in held.json()["holding"]
+
+
 def test_webhook_without_a_configured_token_is_disabled(
     rig_factory: Callable[..., Rig],
 ) -> None:
