@@ -6,19 +6,11 @@ Progress goes to stderr so ``--json`` can keep stdout for the machine-readable s
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 from rich.console import Console
 from rich.table import Table
 
 _MARKS = {"running": "[cyan]…[/]", "passed": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "-"}
-
-
-class StageReporter(Protocol):
-    """Receives stage transitions from the pipeline runner."""
-
-    def __call__(self, stage: str, status: str, detail: str = "") -> None:
-        """Report that ``stage`` moved to ``status`` (running, passed, failed, skipped)."""
 
 
 class ConsoleReporter:

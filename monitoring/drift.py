@@ -371,11 +371,6 @@ class DriftResult:
         """Whether any input feature drifted."""
         return any(f.drifted for f in self.features)
 
-    @property
-    def prediction_drifted(self) -> bool:
-        """Whether the prediction distribution drifted."""
-        return self.prediction is not None and self.prediction.drifted
-
     def scores(self) -> dict[str, float]:
         """Return the distance per feature, the values of the exported drift gauge.
 
