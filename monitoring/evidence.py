@@ -23,12 +23,11 @@ this module is the answer to both:
   ``var = sum_c U_c**2 / H**2``, ``U_c = sum_k h_k [(S1kc - n1kc ybar1k) / n1k - (S0kc - n0kc
   ybar0k) / n0k]``. Clusters nested in hash groups are still independent between groups, so a
   coarse grouping is valid (Cameron & Miller 2015, *A practitioner's guide to cluster-robust
-  inference*, J. Hum. Resour. 50(2)). When a few large customers carry most of a variant's
-  traffic the plain sandwich is too small; each cluster's influence is therefore divided by one
-  minus its share of its variant (the jackknife, CR3, form). The judge uses the larger of this
-  and the independent-requests variance, so clustering can only widen a bound, never narrow it
-  below the textbook one. A comparison resting on a handful of customers is not made at all:
-  :attr:`MeanEvidence.variant_clusters` counts them and the judge requires a minimum per slice.
+  inference*, J. Hum. Resour. 50(2)). The judge uses the larger of this and the independent-
+  requests variance, so clustering can only widen a bound, never narrow it below the textbook
+  one. The sandwich needs many clusters: a slice resting on a handful of customers is not
+  judged at all (:attr:`MeanEvidence.variant_clusters` counts them; the judge's
+  ``slice_min_customers``).
 
 Everything is a sum over strata, so evidence is built one stratum at a time
 (:func:`stratum_evidence`) and added (``+``): the controller adds the strata it reads from the
@@ -65,10 +64,6 @@ FloatArray = npt.NDArray[np.float64]
 # The champion quantile whose exceedances the tail-latency signal counts (its p99), for the
 # controller's histogram buckets and the simulation alike.
 TAIL_QUANTILE = 0.99
-
-# A cluster carrying more of a variant's stratum than this is treated as carrying this much:
-# its influence is multiplied by at most 1 / (1 - 0.95) = 20.
-_MAX_LEVERAGE = 0.95
 
 CHAMPION_AXIS = 0
 CANARY_AXIS = 1
@@ -223,18 +218,6 @@ class MeanEvidence:
         factor = np.where(g >= 2, g / np.maximum(g - 1.0, 1.0), 0.0)
         return np.asarray(factor * (self.influence**2).sum(axis=-1), dtype=np.float64)
 
-    def cluster_df(self) -> FloatArray:
-        """Effective degrees of freedom of the cluster-robust variance (Satterthwaite).
-
-        ``(sum U_c**2)**2 / sum U_c**4``: about a third of the clusters when every cluster
-        weighs alike, near 1 when one or two customers carry a variant's traffic, when the
-        sandwich itself is a guess.
-        """
-        u2 = self.influence**2
-        total, fourth = u2.sum(axis=-1), (u2**2).sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(fourth > 0, total * total / fourth, np.inf)
-
     def _excess(self) -> FloatArray:
         """The cluster-robust variance in excess of the iid one (0 when below it)."""
         return np.maximum(self.cluster_variance() - self._iid_total(), 0.0)
@@ -308,12 +291,8 @@ def stratum_evidence(
     h = np.where(both, nv[:, 0] * nv[:, 1] / np.maximum(nv.sum(axis=-1), 1.0), 0.0)
     diff = np.where(both, mean[:, 1] - mean[:, 0], 0.0)
     iid = np.where(both, h * h * (within / safe_n).sum(axis=-1), 0.0)
-    # Each cluster's influence on T: its deviations from its variant's stratum mean, scaled,
-    # and divided by 1 - its leverage (its share of the variant's requests): the jackknife
-    # (CR3) form, which stays honest when a few large customers carry most of a variant's
-    # traffic, where the plain sandwich is too small (Cameron & Miller 2015, section VI).
-    leverage = np.minimum(n / safe_n[:, :, None], _MAX_LEVERAGE)
-    deviation = (s - n * mean[:, :, None]) / safe_n[:, :, None] / (1.0 - leverage)
+    # Each cluster's influence on T: its deviations from its variant's stratum mean, scaled.
+    deviation = (s - n * mean[:, :, None]) / safe_n[:, :, None]
     influence = np.where(both[:, None], h[:, None] * (deviation[:, 1] - deviation[:, 0]), 0.0)
     return MeanEvidence(
         weighted_difference=h * diff,
