@@ -4,7 +4,8 @@ Servers are expensive (4-14 s to start on two cores), so they are session-scoped
 tests isolate themselves by using their own registered-model and experiment names.
 
 * ``mlflow_server(backend_store_uri, artifacts_dir) -> base_url`` starts a server on a free
-  loopback port and waits for ``/health``; every server it started is stopped at session end.
+  loopback port (``tests/ports.py::free_port``) and waits for ``/health``; every server it
+  started is stopped at session end.
 * ``mlflow_server_url``: a ready server on a SQLite backend store.
 * ``postgres_database() -> url``: a fresh, empty PostgreSQL database, dropped at session end
   (session-scoped, unlike the per-test ``postgres_url``, so a module can share one server).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,19 +26,12 @@ import httpx
 import pytest
 
 from tests.conftest import require_tool
+from tests.ports import free_port
 
 MlflowServerFactory = Callable[[str, Path], str]
 PostgresDatabaseFactory = Callable[[], str]
 
 SERVER_START_DEADLINE_S = 120.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_healthy(

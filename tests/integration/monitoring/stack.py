@@ -44,7 +44,7 @@ from pipeline.model_io import log_model
 from pipeline.train import build_model, fit
 from registry import ModelRegistry, RegistrySettings, open_registry
 from tests.conftest import require_tool
-from tests.integration.conftest import free_port
+from tests.ports import free_port
 
 TOKEN = "integration-webhook-token-0123456789abcdef"
 START_DEADLINE_S = 120.0

@@ -8,7 +8,7 @@ import pytest
 from mlflow import MlflowClient
 
 from registry import EventStore, ModelRegistry, RegistrySettings, RegistryUnavailable, open_registry
-from tests.integration.conftest import free_port
+from tests.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -42,9 +42,9 @@ from pipeline.model_io import log_model
 from pipeline.train import fit
 from registry import ModelRegistry, RegistrySettings, ensure_experiment, open_registry
 from serving.schemas import EXAMPLE_RECORD
-from tests.integration.conftest import free_port
 from tests.integration.serving.process import ServiceProcess, start_service
 from tests.integration.serving.tcpproxy import TcpProxy
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

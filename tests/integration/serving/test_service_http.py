@@ -32,7 +32,7 @@ from registry import ModelRegistry, RegistrySettings, ensure_experiment, open_re
 from serving import metrics as m
 from serving.routing import bucket
 from serving.schemas import EXAMPLE_RECORD
-from tests.integration.conftest import free_port
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

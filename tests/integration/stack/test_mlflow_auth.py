@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from registry import CANARY_WEIGHT_TAG, CHALLENGER, CHAMPION, STATUS_TAG
 from tests.conftest import require_tool
-from tests.integration.conftest import PostgresDatabaseFactory, free_port
+from tests.integration.conftest import PostgresDatabaseFactory
 from tests.integration.stack.compose import (
     Service,
     auth_config,
@@ -37,6 +37,7 @@ from tests.integration.stack.outside import (
     fresh_databases,
     poll,
 )
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from monitoring.alertmanager import render_alertmanager_config
 from monitoring.prometheus import render_prometheus_config
 from tests.conftest import require_tool
-from tests.integration.conftest import PostgresDatabaseFactory, free_port
+from tests.integration.conftest import PostgresDatabaseFactory
 from tests.integration.stack.compose import (
     Service,
     filled_env_file,
@@ -55,6 +55,7 @@ from tests.integration.stack.outside import (
     image_name,
     poll,
 )
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -7,7 +7,6 @@ answered at start (``open_registry``) or not (its fallback, which waits for them
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,20 +22,13 @@ from registry import (
     open_registry,
     registry_from_settings,
 )
+from tests.ports import free_port
 from tests.unit.registry.stores import EXPERIMENT
 
 pytestmark = pytest.mark.unit
 
 LEASE_SECONDS = 42.0
 LOCK_TIMEOUT_SECONDS = 7.0
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on: connecting is refused at once."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _settings(tmp_path: Path, client: MlflowClient, events_url: str) -> RegistrySettings:
@@ -86,7 +78,7 @@ def events_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "event log answers":
         yield f"sqlite:///{tmp_path / 'events.db'}"
     else:
-        yield f"postgresql+psycopg://mlplat@127.0.0.1:{_closed_port()}/events"
+        yield f"postgresql+psycopg://mlplat@127.0.0.1:{free_port()}/events"
 
 
 def test_the_controllers_registry_has_the_configured_lease(
