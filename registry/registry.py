@@ -119,6 +119,14 @@ class ModelRegistry:
         return self._store.uri
 
     @property
+    def events_error(self) -> str | None:
+        """Why the event log cannot be read for the "since" times, or ``None`` while it answers.
+
+        The aliases are still read from MLflow meanwhile; this says what is degraded.
+        """
+        return self._since.error
+
+    @property
     def lock_lease_seconds(self) -> float:
         """How long this registry's model lock outlives a dead mover."""
         return self._lock_lease_seconds

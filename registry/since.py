@@ -85,12 +85,22 @@ class SinceReader:
         self._known: DeploymentState | None = None  # the last times read, with their holders
         self._retry_at = 0.0
         self._down_since: float | None = None
+        self._down_why: str | None = None
         self._warned_at = 0.0
 
     @property
     def down(self) -> bool:
         """Whether the last read failed (the times served are remembered ones, if any)."""
         return self._down_since is not None
+
+    @property
+    def error(self) -> str | None:
+        """Why the event log cannot be read and for how long, or ``None`` while it answers."""
+        with self._lock:
+            if self._down_since is None:
+                return None
+            seconds = self._clock() - self._down_since
+            return f"event log unreachable for {seconds:.0f} s: {self._down_why}"
 
     def fill(self, observed: DeploymentState) -> DeploymentState:
         """``observed`` with its "since" times: read now, remembered, or absent.
@@ -159,11 +169,13 @@ class SinceReader:
                     self._model_name,
                 )
                 self._down_since = None
+                self._down_why = None
 
     def _failed(self, observed: DeploymentState, why: str) -> DeploymentState:
         with self._lock:
             now = self._clock()
             self._retry_at = now + self._retry_seconds
+            self._down_why = why
             if self._down_since is None:
                 self._down_since = now
                 self._warn(why, "")

@@ -129,6 +129,11 @@ class RegistryModelSource:
             self._registry = self._opener()
         return self._registry
 
+    @property
+    def events_error(self) -> str | None:
+        """Why the registry's event log cannot be read (see ``ModelRegistry.events_error``)."""
+        return None if self._registry is None else self._registry.events_error
+
     def desired(self) -> DesiredState:
         """Read aliases, canary weight and the tags of the aliased versions from the registry.
 

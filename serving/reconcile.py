@@ -203,6 +203,16 @@ class Reconciler:
 
     # --- registry health ---------------------------------------------------------------------
     @property
+    def event_log_error(self) -> str | None:
+        """Why the registry's event log cannot be read, if the source can tell (else ``None``).
+
+        A source that reads an event log beside MLflow (:class:`RegistryModelSource`) exposes
+        ``events_error``; the models keep being followed from MLflow meanwhile.
+        """
+        error = getattr(self.source, "events_error", None)
+        return error if isinstance(error, str) else None
+
+    @property
     def registry_error(self) -> str | None:
         """Why the registry is not being followed right now, or ``None`` when it is.
 

@@ -305,6 +305,11 @@ class ReadyResponse(BaseModel):
     last_registry_success_at: datetime | None = Field(
         default=None, description="When a poll last read the registry."
     )
+    event_log_error: str | None = Field(
+        default=None,
+        description="Why the deployment-event log cannot be read: the aliases are still "
+        "followed from MLflow, only the times each model took its role are the last known.",
+    )
     refusals: list[RefusalView] = Field(
         default_factory=list, description="Registry choices refused (as in GET /model)."
     )

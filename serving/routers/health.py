@@ -47,6 +47,7 @@ async def ready(runtime: RuntimeDep) -> JSONResponse:
         last_reconciled_at=deployment.reconciled_at,
         registry_error=registry_error,
         last_registry_success_at=reconciler.last_success_at,
+        event_log_error=reconciler.event_log_error,
         refusals=refusal_views(deployment),
         reason=reason,
     )
