@@ -46,6 +46,7 @@ from monitoring.controller import (
     AlertNotice,
     Controller,
     DriftRetrainTrigger,
+    RetrainTrigger,
     utc_now,
 )
 from monitoring.drift import DriftDetector
@@ -72,6 +73,7 @@ __all__ = [
     "AlertmanagerPayload",
     "BodyTooLarge",
     "build_controller",
+    "build_retrain_trigger",
     "create_app",
     "read_bounded_body",
 ]
@@ -122,7 +124,8 @@ def build_controller(
 
     Raises:
         RegistryError: If the registry or the event store cannot be opened.
-        MonitorSettingsError: If the judge configuration file is unusable.
+        MonitorSettingsError: If the judge configuration file or the retrain Job template is
+            unusable, or ``retrain_backend=kubernetes_job`` outside a pod.
     """
     from mlflow import MlflowClient
 
@@ -162,12 +165,7 @@ def build_controller(
     def detector(version: int) -> DriftDetector:
         return DriftDetector(artifacts.reference(version), settings.drift)
 
-    trigger = DriftRetrainTrigger(
-        settings.resolved_state_dir / "retrain-decisions.json",
-        settings.retrain_drift_threshold,
-        timedelta(hours=settings.retrain_cooldown_hours),
-        settings.retrain_command,
-    )
+    trigger = build_retrain_trigger(settings)
     return Controller(
         registry,
         source,
@@ -180,6 +178,38 @@ def build_controller(
         retrain_trigger=trigger,
         attach_report=artifacts.attach,
     )
+
+
+def build_retrain_trigger(settings: MonitorSettings) -> RetrainTrigger:
+    """The retrain trigger ``retrain_backend`` names, deciding with the same rule either way.
+
+    ``command`` starts ``retrain_command`` beside the controller (compose, the demo);
+    ``kubernetes_job`` creates a Job from ``retrain_job_template`` as the pod's service account.
+
+    Raises:
+        MonitorSettingsError: If the Job template is unusable or this is not a pod.
+    """
+    from monitoring.retrain_job import (
+        ClusterAccess,
+        JobClient,
+        KubernetesJobTrigger,
+        load_job_template,
+    )
+
+    kubernetes = settings.retrain_backend == "kubernetes_job"
+    decider = DriftRetrainTrigger(
+        settings.resolved_state_dir / "retrain-decisions.json",
+        settings.retrain_drift_threshold,
+        timedelta(hours=settings.retrain_cooldown_hours),
+        None if kubernetes else settings.retrain_command,
+    )
+    if not kubernetes:
+        return decider
+    assert settings.retrain_job_template is not None  # the settings' validator requires it
+    template = load_job_template(settings.retrain_job_template)
+    access = ClusterAccess.in_cluster(settings.retrain_job_namespace)
+    jobs = JobClient(access.http_client(settings.http_timeout_seconds), access)
+    return KubernetesJobTrigger(decider, jobs, template)
 
 
 class BodyTooLarge(Exception):  # noqa: N818 - reads as a state

@@ -105,6 +105,15 @@ class MonitorSettings(BaseSettings):
             trigger fires, as a JSON list; ``{drift_share}`` and ``{evidence}`` are replaced,
             e.g. ``["mlplat", "pipeline", "trigger", "drift", "--drift-share",
             "{drift_share}", "--evidence", "{evidence}"]``. Unset, the decision is only recorded.
+            Used by the ``command`` backend only.
+        retrain_backend: What a fired retrain trigger starts: ``command`` runs
+            ``retrain_command`` beside the controller (compose, the demo); ``kubernetes_job``
+            creates a Job from ``retrain_job_template`` through the API server, as the pod's
+            service account (:mod:`monitoring.retrain_job`).
+        retrain_job_template: The Job manifest (YAML) the ``kubernetes_job`` backend creates,
+            e.g. mounted from a ConfigMap; required by that backend.
+        retrain_job_namespace: Where the Jobs are created; default the controller's own
+            namespace (the service account's ``namespace`` file).
     """
 
     model_config = SettingsConfigDict(
@@ -152,6 +161,11 @@ class MonitorSettings(BaseSettings):
     retrain_drift_threshold: float = Field(default=0.3, gt=0.0, le=1.0)
     retrain_cooldown_hours: float = Field(default=6.0, ge=0.0)
     retrain_command: tuple[str, ...] | None = None
+    retrain_backend: Literal["command", "kubernetes_job"] = "command"
+    retrain_job_template: Path | None = None
+    retrain_job_namespace: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    )
 
     @field_validator("prometheus_url")
     @classmethod
@@ -184,6 +198,23 @@ class MonitorSettings(BaseSettings):
                 f"{MIN_TOKEN_LENGTH} characters outside dev mode, not a placeholder; generate one "
                 "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, unset it "
                 "to disable the webhook, or set MLPLAT_MONITOR_ENVIRONMENT=dev"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retrain_backend(self) -> Self:
+        if self.retrain_backend != "kubernetes_job":
+            return self
+        if self.retrain_job_template is None:
+            raise ValueError(
+                "retrain_job_template: required when retrain_backend is kubernetes_job (the Job "
+                "manifest to create, e.g. mounted from a ConfigMap); set "
+                "MLPLAT_MONITOR_RETRAIN_JOB_TEMPLATE or use retrain_backend=command"
+            )
+        if self.retrain_command is not None:
+            raise ValueError(
+                "retrain_command: runs only with retrain_backend=command; with kubernetes_job "
+                "the Job template's command runs instead, so unset MLPLAT_MONITOR_RETRAIN_COMMAND"
             )
         return self
 
