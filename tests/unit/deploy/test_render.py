@@ -8,21 +8,28 @@ serving routes, the Prometheus rules.
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from monitoring.controller import RetrainRequest
+from monitoring.retrain_job import build_job, job_name, load_job_template
 from monitoring.settings import MonitorSettings
 from registry.settings import RegistrySettings
 from serving.settings import ServingSettings
 from tests.unit.deploy.manifests import (
     IMAGE,
     KUBERNETES,
+    KUBERNETES_VERSION,
     NAMESPACE,
     OVERLAYS,
     ROOT,
@@ -70,9 +77,14 @@ KUBERNETES_ONLY_ENV = {
     },
     # On a volume the StatefulSet mounts; the image's default would be its root.
     "postgres": {"PGDATA"},
+    # The drift-triggered retrain is a Job from a mounted template, not a command in the pod.
+    "mlplat-controller": {"MLPLAT_MONITOR_RETRAIN_BACKEND", "MLPLAT_MONITOR_RETRAIN_JOB_TEMPLATE"},
 }
 # Set in compose and not here, with the reason.
-COMPOSE_ONLY_ENV: dict[str, set[str]] = {}
+COMPOSE_ONLY_ENV: dict[str, set[str]] = {
+    # The retrain Job's template runs that command (base/controller/retrain-job.yaml).
+    "mlplat-controller": {"MLPLAT_MONITOR_RETRAIN_COMMAND"},
+}
 
 
 def rendered(name: str) -> tuple[Document, ...]:
@@ -311,6 +323,96 @@ def test_controller_is_one_replica_replaced_with_recreate_on_its_own_volume() ->
     assert claims.count("mlplat-controller-home") == 1
     claim = one(documents, "PersistentVolumeClaim", "mlplat-controller-home")
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
+
+def _retrain_template(documents: tuple[Document, ...], folder: Path) -> tuple[Path, Document]:
+    (config,) = [
+        d
+        for d in documents
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("mlplat-retrain-job-")
+    ]
+    path = folder / "retrain-job.yaml"
+    path.write_text(config["data"]["retrain-job.yaml"], encoding="utf-8")
+    return path, config
+
+
+def test_the_controller_creates_retrain_jobs_from_its_mounted_template(tmp_path: Path) -> None:
+    """The controller runs the kubernetes_job backend on the ConfigMap's template, as its SA.
+
+    The settings its environment gives load; the template path is the mounted ConfigMap's key;
+    the service account may create and get Jobs in the namespace and nothing more.
+    """
+    documents = render("production")
+    deployment = one(documents, "Deployment", "mlplat-controller")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "mlplat-controller"
+    assert pod["automountServiceAccountToken"] is True
+    (container,) = pod["containers"]
+    variables = env(container)
+    settings = MonitorSettings(
+        retrain_backend=variables["MLPLAT_MONITOR_RETRAIN_BACKEND"],
+        retrain_job_template=variables["MLPLAT_MONITOR_RETRAIN_JOB_TEMPLATE"],
+    )
+    assert settings.retrain_backend == "kubernetes_job"
+    _, config = _retrain_template(documents, tmp_path)
+    (volume,) = [v for v in pod["volumes"] if "configMap" in v]
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert settings.retrain_job_template == Path(mount["mountPath"]) / "retrain-job.yaml"
+
+    account = one(documents, "ServiceAccount", "mlplat-controller")
+    assert account["automountServiceAccountToken"] is False
+    role = one(documents, "Role", "mlplat-controller-retrain")
+    assert role["rules"] == [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get"]}
+    ]
+    binding = one(documents, "RoleBinding", "mlplat-controller-retrain")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "mlplat-controller-retrain",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "mlplat-controller", "namespace": NAMESPACE}
+    ]
+    for workload, template in pod_templates(documents):
+        if workload is not deployment:  # no other pod holds a token
+            assert template["spec"].get("automountServiceAccountToken") is False, workload
+
+
+def test_the_retrain_job_is_the_training_pod_running_the_drift_trigger(tmp_path: Path) -> None:
+    """The Job the controller creates validates strictly and runs what compose's command runs.
+
+    Built by the trigger itself from the rendered ConfigMap: its command parses with the real
+    CLI once the drift share and evidence are in, and it reads what the training Job reads,
+    with the same MLflow access label (MLflow and PostgreSQL admit it).
+    """
+    documents = render("dev")
+    path, _ = _retrain_template(documents, tmp_path)
+    template = load_job_template(path)
+    request = RetrainRequest(
+        3, 0.42, ("amount",), "warning", (), "/reports/r.html", datetime.now(UTC)
+    )
+    job = build_job(template, request, job_name(template, request))
+    namespaced = {**job, "metadata": {**job["metadata"], "namespace": NAMESPACE}}
+    kubernetes_validate.validate(namespaced, KUBERNETES_VERSION, strict=True)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == IMAGE
+    command = [*container["command"], *container.get("args", [])]
+    compose_command = json.loads(
+        COMPOSE["controller"]["environment"]["MLPLAT_MONITOR_RETRAIN_COMMAND"]
+    )
+    values = {"{drift_share}": "0.4200", "{evidence}": "/reports/r.html"}
+    assert command == [values.get(part, part) for part in compose_command]
+    context = _parse_mlplat(command[1:])
+    assert context.params["drift_share"] == pytest.approx(0.42)
+    training = one(documents, "Job", "mlplat-train")
+    (train,) = training["spec"]["template"]["spec"]["containers"]
+    assert set(env(container)) == set(env(train))
+    assert secret_refs(container) == secret_refs(train)
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["mlplat/mlflow-access"] == "write"
+    assert labels["app.kubernetes.io/name"] == "mlplat-train"
 
 
 def test_training_runs_as_a_job_and_on_a_schedule() -> None:
