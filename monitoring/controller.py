@@ -22,7 +22,8 @@ One cycle (:meth:`Controller.run_once`) does, in order:
 4. **Drift job**, every ``drift_interval_seconds``: each variant's recent inference-log window
    against its version's reference sample; scores exported as the serving drift gauges; input
    drift on the champion asks the retrain trigger (:class:`DriftRetrainTrigger`: the pipeline's
-   ``drift`` rule, recorded; retraining itself runs elsewhere), never for a rollback.
+   ``drift`` rule, recorded, then a local command or, on Kubernetes, a Job created through the
+   API, ``monitoring/retrain_job.py``), never for a rollback.
 5. **Reports**: the HTML drift report of a canary's whole window is written when its verdict is
    acted on and attached to its training run; a champion's when a drift episode starts.
 
