@@ -30,6 +30,7 @@ def only(report: ValidationReport) -> FailedExpectation:
 
 
 def test_clean_generated_data_passes(clean: pd.DataFrame) -> None:
+    """Clean generated data passes every expectation of the suite, and all are evaluated."""
     report = validate(clean)
     assert report.success, report.describe()
     assert report.failures == []
@@ -38,6 +39,7 @@ def test_clean_generated_data_passes(clean: pd.DataFrame) -> None:
 
 
 def test_the_suite_has_a_rule_of_each_kind_for_every_feature() -> None:
+    """Every feature has existence, type and null-rate rules, plus range, set and table rules."""
     suite = build_suite()
     rules: dict[str, set[str]] = {}
     for expectation in suite.expectations:
@@ -53,6 +55,7 @@ def test_the_suite_has_a_rule_of_each_kind_for_every_feature() -> None:
 
 
 def test_null_spike_fails_on_the_null_rate_with_the_observed_share(clean: pd.DataFrame) -> None:
+    """A null spike fails only the null-rate rule, reporting the observed share and the limit."""
     failure = only(validate(apply_scenario(clean, "null-spike", 0.3)))
     assert (failure.column, failure.rule) == ("debt_to_income", "null_rate")
     assert failure.observed == "30.0% nulls (1500 of 5000 rows)"
@@ -60,16 +63,19 @@ def test_null_spike_fails_on_the_null_rate_with_the_observed_share(clean: pd.Dat
 
 
 def test_a_null_rate_just_within_the_contract_passes(clean: pd.DataFrame) -> None:
+    """A null rate just under the contract's 5% passes."""
     assert validate(apply_scenario(clean, "null-spike", 0.049)).success
 
 
 def test_an_unseen_category_is_named(clean: pd.DataFrame) -> None:
+    """An unseen category fails the allowed-values rule and is quoted as an example."""
     failure = only(validate(apply_scenario(clean, "unseen-category", 0.1)))
     assert (failure.column, failure.rule) == ("loan_purpose", "allowed_values")
     assert failure.observed.startswith("500 rows (10.0%) outside, e.g. 'crypto'")
 
 
 def test_an_out_of_range_value_is_reported_with_an_example(clean: pd.DataFrame) -> None:
+    """Out-of-range values fail the range rule with count, share, an example and the bounds."""
     broken = clean.copy()
     broken.loc[[3, 9], "age"] = 250
     failure = only(validate(broken))
@@ -79,23 +85,27 @@ def test_an_out_of_range_value_is_reported_with_an_example(clean: pd.DataFrame) 
 
 
 def test_a_missing_column_is_reported_once(clean: pd.DataFrame) -> None:
+    """A missing column is one failure (its existence), not one per rule on that column."""
     failure = only(validate(clean.drop(columns=["credit_score"])))
     assert (failure.column, failure.rule) == ("credit_score", "exists")
 
 
 def test_an_unexpected_column_is_named(clean: pd.DataFrame) -> None:
+    """An extra column fails the column-set rule, which names it."""
     failure = only(validate(clean.assign(favourite_colour="blue")))
     assert (failure.column, failure.rule) == (None, "column_set")
     assert failure.observed == "unexpected columns: favourite_colour"
 
 
 def test_a_wrong_type_is_reported_without_a_cascade_of_errors(clean: pd.DataFrame) -> None:
+    """A column of the wrong type is one type failure, not a cascade of range and set failures."""
     failure = only(validate(clean.assign(credit_score=clean["credit_score"].astype(str))))
     assert (failure.column, failure.rule) == ("credit_score", "type")
     assert failure.observed.startswith("dtype object with 5000 values of another type")
 
 
 def test_an_integer_feature_sent_as_float_is_a_type_failure(clean: pd.DataFrame) -> None:
+    """An integer feature sent as float64 fails its type rule."""
     failure = only(validate(clean.assign(age=clean["age"].astype(float))))
     assert (failure.column, failure.rule, failure.observed) == ("age", "type", "dtype float64")
 
@@ -103,6 +113,7 @@ def test_an_integer_feature_sent_as_float_is_a_type_failure(clean: pd.DataFrame)
 def test_whole_numbers_are_valid_floats_and_nullable_dtypes_are_accepted(
     clean: pd.DataFrame,
 ) -> None:
+    """Integers in a float column and pandas' nullable dtypes pass the type rules."""
     accepted = clean.assign(
         annual_income=clean["annual_income"].round().astype(np.int64),
         age=clean["age"].astype("Int64"),
@@ -112,6 +123,7 @@ def test_whole_numbers_are_valid_floats_and_nullable_dtypes_are_accepted(
 
 
 def test_too_few_rows_fail_the_row_count(clean: pd.DataFrame) -> None:
+    """A dataset under the minimum row count fails the row-count rule with its size."""
     failure = only(validate(clean.head(200)))
     assert (failure.column, failure.rule) == (None, "row_count")
     assert failure.observed == "200 rows"
@@ -121,6 +133,7 @@ def test_too_few_rows_fail_the_row_count(clean: pd.DataFrame) -> None:
 def test_an_implausible_default_rate_fails_the_label_balance(
     clean: pd.DataFrame, rate: float
 ) -> None:
+    """A default rate of 0% or 60% fails the label-balance rule, reporting the rate."""
     labels = (np.arange(len(clean)) < rate * len(clean)).astype(np.int64)
     failure = only(validate(clean.assign(**{TARGET: labels})))
     assert (failure.column, failure.rule) == (TARGET, "label_balance")
@@ -128,6 +141,7 @@ def test_an_implausible_default_rate_fails_the_label_balance(
 
 
 def test_labels_other_than_zero_and_one_are_refused(clean: pd.DataFrame) -> None:
+    """A label other than 0 or 1 fails the label-values rule."""
     labels = clean[TARGET].to_numpy().copy()
     labels[:3] = 2
     failure = only(validate(clean.assign(**{TARGET: labels})))
@@ -135,16 +149,19 @@ def test_labels_other_than_zero_and_one_are_refused(clean: pd.DataFrame) -> None
 
 
 def test_a_training_set_without_labels_is_refused(clean: pd.DataFrame) -> None:
+    """A training set without the label column fails the label's existence rule."""
     failure = only(validate(clean.drop(columns=[TARGET])))
     assert (failure.column, failure.rule) == (TARGET, "exists")
 
 
 def test_a_serving_batch_needs_no_label_and_may_be_small(clean: pd.DataFrame) -> None:
+    """A small serving batch without label or entity id passes when the label is not required."""
     batch = clean.drop(columns=[TARGET, ENTITY_ID]).head(20)
     assert validate(batch, require_target=False, min_rows=1).success
 
 
 def test_dataset_rules_come_from_the_config(clean: pd.DataFrame) -> None:
+    """Row-count bounds come from ValidationConfig, and the failure states them."""
     rules = ValidationConfig(min_rows=10, max_rows=100)
     failure = only(validate(clean.head(101), rules=rules))
     assert failure.expected == "between 10 and 100 rows"
@@ -159,6 +176,7 @@ def test_drift_inside_the_contract_passes_validation(clean: pd.DataFrame, name: 
 
 
 def test_several_failures_are_listed_in_contract_order(clean: pd.DataFrame) -> None:
+    """Several failures are listed in contract order, with a summary line and one line each."""
     broken = apply_scenario(clean, "null-spike").drop(columns=["age"]).assign(extra=1)
     report = validate(broken)
     assert [(f.column, f.rule) for f in report.failures] == [
@@ -175,6 +193,7 @@ def test_several_failures_are_listed_in_contract_order(clean: pd.DataFrame) -> N
 
 
 def test_frames_gx_cannot_load_still_get_a_report(clean: pd.DataFrame) -> None:
+    """Duplicated columns and an empty frame still get a failing report instead of a crash."""
     duplicated = pd.concat([clean, clean[["age"]]], axis=1)
     report = validate(duplicated)
     assert not report.success
@@ -185,6 +204,7 @@ def test_frames_gx_cannot_load_still_get_a_report(clean: pd.DataFrame) -> None:
 
 
 def test_the_report_is_json(clean: pd.DataFrame) -> None:
+    """The validation report serialises to JSON with its failures."""
     payload = json.loads(json.dumps(validate(apply_scenario(clean, "null-spike")).to_dict()))
     assert payload["failures"][0]["column"] == "debt_to_income"
 
@@ -192,6 +212,7 @@ def test_the_report_is_json(clean: pd.DataFrame) -> None:
 def test_validation_writes_nothing_to_the_working_directory(
     clean: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Validating leaves the working directory empty (no Great Expectations context on disk)."""
     monkeypatch.chdir(tmp_path)
     validate(clean)
     validate(apply_scenario(clean, "null-spike"))

@@ -60,6 +60,7 @@ def scores(result: PipelineResult, rows: pd.DataFrame) -> pd.Series:
 def test_the_customer_id_does_not_change_any_score(
     first: PipelineResult, sample: pd.DataFrame
 ) -> None:
+    """Changing the customer id changes no score (entity-id invariance)."""
     assert first.model is not None
     assert entity_id_invariance(first.model, sample).passed
 
@@ -67,6 +68,7 @@ def test_the_customer_id_does_not_change_any_score(
 def test_rounding_noise_in_amounts_barely_moves_scores(
     first: PipelineResult, sample: pd.DataFrame
 ) -> None:
+    """Rounding noise in money amounts moves scores by at most 0.02."""
     assert first.model is not None
     check = jitter_invariance(first.model, sample, tolerance=0.02)
     assert check.passed, check.detail
@@ -85,6 +87,7 @@ def test_rounding_noise_in_amounts_barely_moves_scores(
 def test_risk_moves_the_way_credit_knowledge_says(
     first: PipelineResult, sample: pd.DataFrame, column: str, delta: float, direction: int
 ) -> None:
+    """Shifting a risk driver moves the mean score the way credit knowledge says."""
     before = scores(first, sample).mean()
     moved = sample.assign(**{column: sample[column] + delta})
     after = scores(first, moved).mean()
@@ -92,6 +95,7 @@ def test_risk_moves_the_way_credit_knowledge_says(
 
 
 def test_a_prime_applicant_scores_low_and_a_subprime_one_high(first: PipelineResult) -> None:
+    """A prime applicant scores under 5% and a subprime one over 50%."""
     assert first.model is not None
     check = minimum_functionality(first.model)
     assert check.passed, check.detail
@@ -103,6 +107,7 @@ def test_a_prime_applicant_scores_low_and_a_subprime_one_high(first: PipelineRes
 def test_the_small_business_segment_is_scored_riskier_than_affluent(
     first: PipelineResult, sample: pd.DataFrame
 ) -> None:
+    """The same applicants score riskier as small-business than as affluent."""
     as_affluent = scores(first, sample.assign(segment="affluent")).mean()
     as_small_business = scores(first, sample.assign(segment="small_business")).mean()
     assert as_small_business > as_affluent
@@ -111,6 +116,7 @@ def test_the_small_business_segment_is_scored_riskier_than_affluent(
 def test_a_label_noise_candidate_is_stopped_by_the_gate_with_reasons(
     first: PipelineResult,
 ) -> None:
+    """A noisy-label candidate is rejected by the gate on calibration and AUC, with reasons."""
     noisy = run(generate(ROWS, seed=1), config(1), first.model, scenario="label-noise")
     assert noisy.stopped_at == "gate"
     assert noisy.verdict is not None
@@ -126,6 +132,7 @@ def test_a_label_noise_candidate_is_stopped_by_the_gate_with_reasons(
 def test_a_clean_model_from_another_seed_passes_the_gate_against_the_first(
     first: PipelineResult,
 ) -> None:
+    """A clean candidate from another seed passes the gate compared to the champion."""
     second = run(generate(ROWS, seed=2), config(2), first.model)
     assert second.verdict is not None
     assert second.verdict.compared_to_champion

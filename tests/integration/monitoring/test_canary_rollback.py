@@ -47,6 +47,7 @@ REPORT_DEADLINE_S = 120.0
 def test_a_failing_canary_trips_the_circuit_breaker_and_is_rolled_back_without_the_judge(
     tools: Tools, processes: Processes, deployed: Deployed, tmp_path: Path
 ) -> None:
+    """Failing canary: the breaker alert rejects it once, across controller kills, judge unused."""
     registry = deployed.registry
     canary = deployed.defective
     registry.start_canary(canary, 0.5, reason="it: gate passed")

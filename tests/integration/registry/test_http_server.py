@@ -37,6 +37,7 @@ def http_registry(mlflow_server_url: str, tmp_path: Path) -> ModelRegistry:
 
 
 def test_every_alias_move_is_an_event_over_http(http_registry: ModelRegistry) -> None:
+    """The whole alias lifecycle against a real mlflow server records every move as an event."""
     history = run_lifecycle(http_registry, _client(http_registry))
     assert history[-1].action is Action.ROLLBACK
 
@@ -44,6 +45,7 @@ def test_every_alias_move_is_an_event_over_http(http_registry: ModelRegistry) ->
 def test_alias_values_arrive_as_str_over_http_and_leave_as_int(
     http_registry: ModelRegistry,
 ) -> None:
+    """Aliases come back from the REST client as strings; the registry returns int versions."""
     client = _client(http_registry)
     http_registry.bootstrap(_register(http_registry, client), reason="first")
     raw = client.get_registered_model(http_registry.model_name).aliases
@@ -57,6 +59,7 @@ def test_alias_values_arrive_as_str_over_http_and_leave_as_int(
 def test_a_crash_between_event_and_move_is_repaired_over_http(
     http_registry: ModelRegistry, tmp_path: Path
 ) -> None:
+    """A crash after the move but before marking the event applied is repaired by reconcile."""
     client = _client(http_registry)
     v1, v2 = _register(http_registry, client), _register(http_registry, client)
     http_registry.bootstrap(v1, reason="first")
@@ -79,6 +82,7 @@ def test_a_crash_between_event_and_move_is_repaired_over_http(
 def test_open_registry_against_a_server_leaves_artifacts_to_the_server(
     mlflow_server_url: str, tmp_path: Path
 ) -> None:
+    """Against a server, artifacts go to mlflow-artifacts: and only the event log is local."""
     settings = RegistrySettings(
         home=tmp_path / "home",
         tracking_uri=mlflow_server_url,

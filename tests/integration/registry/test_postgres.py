@@ -61,6 +61,7 @@ def stack(
 
 
 def test_every_alias_move_is_an_event_in_postgres(stack: PostgresStack) -> None:
+    """Every move is a PostgreSQL event with an aware timestamp; replaying them gives the state."""
     registry = stack.registry()
     history = run_lifecycle(registry, stack.client())
     assert all(e.created_at.tzinfo is not None for e in history)
@@ -68,6 +69,8 @@ def test_every_alias_move_is_an_event_in_postgres(stack: PostgresStack) -> None:
 
 
 def test_a_crash_between_event_and_move_is_repaired_on_postgres(stack: PostgresStack) -> None:
+    """A crash before marking a bootstrap applied is finished by the next registry, not redone."""
+
     class Crash(BaseException):
         pass
 
@@ -94,6 +97,7 @@ def test_a_crash_between_event_and_move_is_repaired_on_postgres(stack: PostgresS
 
 
 def test_an_alias_moved_in_the_ui_is_recorded_on_postgres(stack: PostgresStack) -> None:
+    """An alias moved outside the registry is recorded by reconcile as an EXTERNAL event."""
     registry = stack.registry()
     client = stack.client()
     v1, v2 = (
@@ -109,6 +113,7 @@ def test_an_alias_moved_in_the_ui_is_recorded_on_postgres(stack: PostgresStack) 
 
 
 def test_concurrent_movers_on_postgres_cannot_both_begin(stack: PostgresStack) -> None:
+    """Of four movers beginning at once on PostgreSQL, exactly one wins and three are refused."""
     model = f"race-{uuid.uuid4().hex[:8]}"
     stores = [EventStore(stack.events_url) for _ in range(4)]
     barrier = threading.Barrier(len(stores))
@@ -138,6 +143,7 @@ def test_concurrent_movers_on_postgres_cannot_both_begin(stack: PostgresStack) -
 
 
 def test_monitoring_queries_on_postgres(stack: PostgresStack) -> None:
+    """Time-window, current-state and last-event queries work on PostgreSQL, JSON details intact."""
     store = EventStore(stack.events_url)
     start = datetime.now(UTC)
     model = f"monitor-{uuid.uuid4().hex[:8]}"
@@ -163,6 +169,7 @@ def test_monitoring_queries_on_postgres(stack: PostgresStack) -> None:
 
 
 def test_a_missing_postgres_database_is_reported_naming_the_url(postgres_admin_url: str) -> None:
+    """A missing database raises EventStoreUnavailable naming it, without the password."""
     from sqlalchemy.engine import make_url
 
     url = make_url(postgres_admin_url).set(database="mlplat_no_such_db", password="pw")
@@ -175,6 +182,7 @@ def test_a_missing_postgres_database_is_reported_naming_the_url(postgres_admin_u
 def test_querying_postgres_before_create_schema_says_what_to_do(
     postgres_database: PostgresDatabaseFactory,
 ) -> None:
+    """Querying an empty database says to call EventStore.create_schema()."""
     store = EventStore(postgres_database())
     with pytest.raises(EventStoreError, match=r"call EventStore.create_schema\(\)"):
         store.pending()

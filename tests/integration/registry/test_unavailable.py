@@ -26,6 +26,7 @@ def down_url(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_state_of_a_down_server_names_the_uri(down_url: str, tmp_path: Path) -> None:
+    """Reading state from a down server raises RegistryUnavailable naming the URI, no traceback."""
     events = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
     events.create_schema()
     registry = ModelRegistry(MlflowClient(down_url, down_url), events, "credit-default", "it")
@@ -38,6 +39,7 @@ def test_state_of_a_down_server_names_the_uri(down_url: str, tmp_path: Path) -> 
 
 
 def test_a_move_against_a_down_server_writes_no_event(down_url: str, tmp_path: Path) -> None:
+    """A promotion against a down server fails without writing an event."""
     events = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
     events.create_schema()
     registry = ModelRegistry(MlflowClient(down_url, down_url), events, "credit-default", "it")
@@ -47,6 +49,7 @@ def test_a_move_against_a_down_server_writes_no_event(down_url: str, tmp_path: P
 
 
 def test_open_registry_against_a_down_server_is_unavailable(down_url: str, tmp_path: Path) -> None:
+    """open_registry against a down server raises RegistryUnavailable naming the URI."""
     settings = RegistrySettings(home=tmp_path, tracking_uri=down_url, actor="it")
     with pytest.raises(RegistryUnavailable, match=down_url):
         open_registry(settings)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_predictions_and_feedback_round_trip_through_postgresql(postgres_url: str) -> None:
+    """The inference log on PostgreSQL stores predictions, joins feedback once and reads windows."""
     store = InferenceLogStore(postgres_url)
     try:
         assert store.window(0.0, 2e9).empty  # readable before anything was logged

@@ -209,6 +209,7 @@ def _sticks_to(url: str, customer: str, variant: str, times: int = 12) -> bool:
 
 
 def test_probes_docs_and_a_prediction_over_http(service: Service) -> None:
+    """Over HTTP: /health, /ready with the champion, /docs, and a prediction echoing its id."""
     v1, _ = service.deployed.good
     assert httpx.get(f"{service.url}/health").json() == {"status": "ok"}
     ready = httpx.get(f"{service.url}/ready").json()
@@ -223,6 +224,8 @@ def test_probes_docs_and_a_prediction_over_http(service: Service) -> None:
 
 
 def test_every_scrape_shows_the_totals_of_both_workers(service: Service) -> None:
+    """With two workers, every /metrics scrape shows the prediction total of both."""
+
     def total(samples: Samples) -> float:
         return sum(v for (name, _), v in samples.items() if name == m.PREDICTIONS_TOTAL)
 
@@ -234,6 +237,7 @@ def test_every_scrape_shows_the_totals_of_both_workers(service: Service) -> None
 
 
 def test_feedback_joins_a_label_whichever_worker_logged_the_prediction(service: Service) -> None:
+    """Feedback joins the prediction whichever worker logged it; a second label is a 409."""
     request_id = f"it-feedback-{uuid.uuid4().hex[:8]}"
     assert (
         _fresh_predict(service.url, json=_body(), headers={"X-Request-ID": request_id}).status_code
@@ -274,6 +278,7 @@ def test_feedback_joins_a_label_whichever_worker_logged_the_prediction(service: 
 def test_bad_input_gets_the_documented_status_and_a_clear_message(
     service: Service, send: Callable[[str], httpx.Response], status: int, says: str
 ) -> None:
+    """Bad input gets its documented status code and a message saying what is wrong."""
     response = send(service.url)
     assert response.status_code == status
     assert says in response.text
@@ -341,6 +346,7 @@ def test_steady_load_through_a_canary_change_and_a_reload_loses_nothing(
 
 
 def test_a_version_that_fails_to_load_leaves_the_service_serving(service: Service) -> None:
+    """A canary that fails to load is reported in /ready and metrics; the champion keeps serving."""
     registry = service.deployed.registry
     broken = service.deployed.broken
     registry.start_canary(broken, 0.5, reason="it: broken canary")
