@@ -45,6 +45,7 @@ def sample(small_split: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
 
 
 def test_a_sound_model_passes_every_check(small_model: Pipeline, sample: pd.DataFrame) -> None:
+    """A sound model passes all six checks: two invariance, three directional, one minimum."""
     checks = run_behavioural_checks(small_model, sample)
     assert [c.kind for c in checks] == [
         "invariance",
@@ -58,18 +59,22 @@ def test_a_sound_model_passes_every_check(small_model: Pipeline, sample: pd.Data
 
 
 def test_checks_do_not_modify_the_sample(small_model: Pipeline, sample: pd.DataFrame) -> None:
+    """Running the behavioural checks leaves the sample frame unchanged."""
     before = sample.copy(deep=True)
     run_behavioural_checks(small_model, sample)
     pd.testing.assert_frame_equal(sample, before)
 
 
 def test_a_model_that_reads_the_customer_id_fails_invariance(sample: pd.DataFrame) -> None:
+    """A model whose score depends on the customer id fails the invariance check."""
     check = entity_id_invariance(UsesCustomerId(), sample)
     assert not check.passed
     assert check.value > 0
 
 
 def test_a_model_hypersensitive_to_income_fails_the_jitter_check(sample: pd.DataFrame) -> None:
+    """A model whose score swings with tiny income changes fails the jitter check."""
+
     class Hypersensitive:
         def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
             p = (X["annual_income"].to_numpy() * 1_000) % 1.0
@@ -81,6 +86,7 @@ def test_a_model_hypersensitive_to_income_fails_the_jitter_check(sample: pd.Data
 def test_a_model_rewarding_low_scores_fails_the_credit_score_direction(
     sample: pd.DataFrame,
 ) -> None:
+    """A model that scores low credit scores as safer fails the credit-score direction."""
     checks = {
         c.name: c for c in run_behavioural_checks(ScoreFromColumn("credit_score", +1), sample)
     }
@@ -89,18 +95,21 @@ def test_a_model_rewarding_low_scores_fails_the_credit_score_direction(
 
 
 def test_a_model_blind_to_delinquencies_fails_their_direction(sample: pd.DataFrame) -> None:
+    """A constant model fails the delinquency and debt-to-income directions."""
     checks = {c.name: c for c in run_behavioural_checks(Constant(), sample)}
     assert not checks["directional_delinquencies_2y"].passed
     assert not checks["directional_debt_to_income"].passed
 
 
 def test_a_constant_model_fails_minimum_functionality() -> None:
+    """A constant model fails minimum functionality, quoting the prime applicant's score."""
     check = minimum_functionality(Constant())
     assert not check.passed
     assert "prime applicant 0.200" in check.detail
 
 
 def test_every_check_serialises(small_model: Pipeline, sample: pd.DataFrame) -> None:
+    """Every check's result serialises to JSON."""
     import json
 
     payload = json.dumps([c.to_dict() for c in run_behavioural_checks(small_model, sample)])

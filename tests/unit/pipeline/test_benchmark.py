@@ -13,6 +13,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.slow]
 def test_the_benchmark_reports_cold_and_warm_runs_against_the_goal(
     tiny_cfg: PipelineConfig,
 ) -> None:
+    """The benchmark reports cold, warm and per-stage seconds, the goal and the machine."""
     cfg = tiny_cfg.model_copy(update={"data": DataConfig(n_rows=1_500, seed=5)})
     result = benchmark(cfg, repeats=2)
     assert result.rows == 1_500
@@ -26,5 +27,6 @@ def test_the_benchmark_reports_cold_and_warm_runs_against_the_goal(
 
 
 def test_the_benchmark_needs_a_warm_run(tiny_cfg: PipelineConfig) -> None:
+    """The benchmark refuses fewer than two repeats (no warm run)."""
     with pytest.raises(ValueError, match="at least 2"):
         benchmark(tiny_cfg, repeats=1)

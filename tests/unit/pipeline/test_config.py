@@ -23,10 +23,12 @@ def test_checked_in_parameters_equal_the_model_defaults() -> None:
 
 
 def test_loads_the_defaults_without_a_file() -> None:
+    """Without a file the config is PipelineConfig's defaults."""
     assert load_config() == PipelineConfig()
 
 
 def test_a_user_file_overrides_only_the_keys_it_names(tmp_path: Path) -> None:
+    """A user file overrides only the keys it names; the rest keep their defaults."""
     cfg = load_config(write(tmp_path, "data:\n  seed: 7\ngates:\n  min_auc: 0.8\n"))
     assert cfg.data.seed == 7
     assert cfg.gates.min_auc == 0.8
@@ -35,26 +37,31 @@ def test_a_user_file_overrides_only_the_keys_it_names(tmp_path: Path) -> None:
 
 
 def test_an_out_of_range_value_is_named_with_its_dotted_path(tmp_path: Path) -> None:
+    """An out-of-range value is reported with its dotted path, the rule and the value."""
     with pytest.raises(ConfigError, match=r"gates\.min_auc: .*less than or equal to 1.*1\.5"):
         load_config(write(tmp_path, "gates:\n  min_auc: 1.5\n"))
 
 
 def test_a_misspelt_key_is_refused_by_name(tmp_path: Path) -> None:
+    """A misspelt key is refused, naming it with its dotted path."""
     with pytest.raises(ConfigError, match=r"model\.learning_rat: Extra inputs are not permitted"):
         load_config(write(tmp_path, "model:\n  learning_rat: 0.1\n"))
 
 
 def test_a_wrong_type_is_named(tmp_path: Path) -> None:
+    """A value of the wrong type is refused, naming the key and the expected type."""
     with pytest.raises(ConfigError, match=r"data\.n_rows: .*integer"):
         load_config(write(tmp_path, "data:\n  n_rows: many\n"))
 
 
 def test_inconsistent_bounds_name_the_section(tmp_path: Path) -> None:
+    """Inconsistent bounds are refused, naming the section and the rule."""
     with pytest.raises(ConfigError, match=r"validation: .*min_rows must not exceed max_rows"):
         load_config(write(tmp_path, "validation:\n  min_rows: 10\n  max_rows: 5\n"))
 
 
 def test_every_error_is_listed_not_just_the_first(tmp_path: Path) -> None:
+    """Every invalid key is listed in the error, not only the first."""
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, "gates:\n  min_auc: 2\n  confidence: 0.1\n"))
     assert "gates.min_auc" in str(caught.value)
@@ -62,19 +69,23 @@ def test_every_error_is_listed_not_just_the_first(tmp_path: Path) -> None:
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    """A missing config file is a ConfigError saying it cannot be read."""
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yml")
 
 
 def test_malformed_yaml_is_a_config_error(tmp_path: Path) -> None:
+    """Malformed YAML is a ConfigError saying it is not valid YAML."""
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "data: [unclosed\n"))
 
 
 def test_a_non_mapping_document_is_refused(tmp_path: Path) -> None:
+    """A YAML document that is not a mapping is refused."""
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(write(tmp_path, "- 1\n- 2\n"))
 
 
 def test_an_empty_file_means_defaults(tmp_path: Path) -> None:
+    """An empty config file gives the defaults."""
     assert load_config(write(tmp_path, "")) == PipelineConfig()

@@ -25,6 +25,7 @@ def result(small_model: Pipeline, small_split: tuple[pd.DataFrame, pd.DataFrame]
 def test_metrics_are_those_of_the_holdout_scores(
     result: Evaluation, small_model: Pipeline, small_split: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:
+    """The evaluation's AUC and row count are those of the model's scores on the holdout."""
     holdout = small_split[1]
     scores = small_model.predict_proba(holdout)[:, 1]
     assert result.metrics.auc == pytest.approx(roc_auc(holdout[TARGET], scores))
@@ -35,17 +36,20 @@ def test_metrics_are_those_of_the_holdout_scores(
 def test_every_segment_gets_its_own_metrics(
     result: Evaluation, small_split: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:
+    """Every segment of the holdout gets its own metrics, covering every row once."""
     holdout = small_split[1]
     assert set(result.slices) == set(holdout["segment"])
     assert sum(m.rows for m in result.slices.values()) == len(holdout)
 
 
 def test_latency_and_size_are_measured(result: Evaluation, small_model: Pipeline) -> None:
+    """Batch latency per row is below single-row latency; size is the skops dump's length."""
     assert 0 < result.latency_ms_per_row < result.latency_ms_single_row
     assert result.size_bytes == len(skops.io.dumps(small_model))
 
 
 def test_behaviour_is_part_of_the_evaluation(result: Evaluation) -> None:
+    """The evaluation includes invariance, directional and minimum-functionality checks."""
     assert {c.kind for c in result.behaviour} == {
         "invariance",
         "directional",
@@ -56,6 +60,7 @@ def test_behaviour_is_part_of_the_evaluation(result: Evaluation) -> None:
 def test_rows_align_with_the_holdout_for_the_paired_gate(
     result: Evaluation, small_split: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:
+    """Kept labels and segments align row by row with the holdout, for the paired gate."""
     holdout = small_split[1]
     assert (result.rows.labels == holdout[TARGET].to_numpy()).all()
     assert (result.rows.slices == holdout["segment"].to_numpy()).all()
@@ -64,11 +69,13 @@ def test_rows_align_with_the_holdout_for_the_paired_gate(
 def test_a_tiny_holdout_is_cycled_for_the_latency_batch(
     small_model: Pipeline, small_split: tuple[pd.DataFrame, pd.DataFrame]
 ) -> None:
+    """A holdout smaller than the latency batch is cycled and still measured."""
     tiny = small_split[1].groupby(TARGET).head(30)
     assert evaluate(small_model, tiny, CFG).latency_ms_per_row > 0
 
 
 def test_to_dict_is_json_and_leaves_out_row_scores(result: Evaluation) -> None:
+    """to_dict is JSON with metrics and slices, and leaves out the per-row scores."""
     payload = json.loads(json.dumps(result.to_dict()))
     assert "rows" not in payload
     assert payload["metrics"]["auc"] == result.metrics.auc

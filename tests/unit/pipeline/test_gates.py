@@ -51,6 +51,7 @@ def check(checks: list[GateCheck], name: str) -> GateCheck:
 
 
 def test_weighted_auc_equals_scikit_learn_on_each_explicit_resample() -> None:
+    """Weighted AUC over resample counts equals scikit-learn's AUC on each resample, with ties."""
     rng = np.random.default_rng(3)
     y = (rng.random(600) < 0.3).astype(np.int64)
     scores = np.round(rng.random(600) + 0.4 * y, 1)  # heavy ties
@@ -61,6 +62,7 @@ def test_weighted_auc_equals_scikit_learn_on_each_explicit_resample() -> None:
 
 
 def test_identical_models_give_an_interval_around_zero() -> None:
+    """Identical scores give a difference of zero inside its interval."""
     y, p, _ = labels_and_risk()
     interval = paired_bootstrap_auc_diff(y, p, p.copy(), 500, seed=1)
     assert interval.diff == 0.0
@@ -68,6 +70,7 @@ def test_identical_models_give_an_interval_around_zero() -> None:
 
 
 def test_equally_good_but_different_models_have_an_interval_containing_zero() -> None:
+    """Two equally good but different models get an AUC-difference interval containing zero."""
     y, p, _ = labels_and_risk()
     rng = np.random.default_rng(9)
     a = p + rng.normal(0, 0.05, p.size)
@@ -77,6 +80,7 @@ def test_equally_good_but_different_models_have_an_interval_containing_zero() ->
 
 
 def test_a_clearly_worse_candidate_has_an_interval_below_the_margin() -> None:
+    """A clearly worse candidate's whole interval lies below the -0.01 margin."""
     y, p, _ = labels_and_risk()
     worse = p + np.random.default_rng(2).normal(0, 0.3, p.size)
     interval = paired_bootstrap_auc_diff(y, worse, p, 1_000, seed=1)
@@ -86,6 +90,7 @@ def test_a_clearly_worse_candidate_has_an_interval_below_the_margin() -> None:
 
 
 def test_the_bootstrap_is_reproducible_for_a_seed() -> None:
+    """The paired bootstrap gives the same interval for the same seed."""
     y, p, _ = labels_and_risk()
     noisy = p + np.random.default_rng(2).normal(0, 0.1, p.size)
     first = paired_bootstrap_auc_diff(y, noisy, p, 300, seed=5)
@@ -104,6 +109,7 @@ def test_pairing_makes_the_interval_narrower_than_the_auc_spread() -> None:
 
 
 def test_mismatched_inputs_are_refused() -> None:
+    """Inputs of different lengths, or labels of one class, are refused."""
     with pytest.raises(ValueError, match="differ in length"):
         paired_bootstrap_auc_diff([0, 1, 1], [0.1, 0.2], [0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match="both classes"):
@@ -111,6 +117,7 @@ def test_mismatched_inputs_are_refused() -> None:
 
 
 def test_without_a_champion_only_floors_behaviour_and_budgets_apply() -> None:
+    """Without a champion only floors, ceilings, budgets and behaviour are checked."""
     y, p, s = labels_and_risk()
     verdict = decide(evaluation(y, p, s), None, CFG)
     assert verdict.passed
@@ -123,6 +130,7 @@ def test_without_a_champion_only_floors_behaviour_and_budgets_apply() -> None:
 
 
 def test_a_weak_model_fails_the_auc_floor_with_its_numbers() -> None:
+    """A weak model fails the AUC floor with its value, threshold and reason in the verdict."""
     y, p, s = labels_and_risk()
     weak = p + np.random.default_rng(1).normal(0, 2.0, p.size) * p.std()
     verdict = decide(evaluation(y, np.clip(weak, 0, 1), s), None, CFG)
@@ -136,6 +144,7 @@ def test_a_weak_model_fails_the_auc_floor_with_its_numbers() -> None:
 
 
 def test_miscalibrated_scores_fail_the_calibration_ceiling() -> None:
+    """Scores shifted up fail the calibration ceiling while the AUC floor still passes."""
     y, p, s = labels_and_risk()
     verdict = decide(evaluation(y, np.clip(p + 0.2, 0, 1), s), None, CFG)
     assert not check(verdict.checks, "ceiling_ece").passed
@@ -143,6 +152,7 @@ def test_miscalibrated_scores_fail_the_calibration_ceiling() -> None:
 
 
 def test_a_candidate_equal_to_the_champion_passes_non_regression() -> None:
+    """A candidate as good as the champion passes non-regression against the AUC margin."""
     y, p, s = labels_and_risk()
     rng = np.random.default_rng(7)
     candidate = evaluation(y, np.clip(p + rng.normal(0, 0.01, p.size), 0, 1), s)
@@ -153,6 +163,7 @@ def test_a_candidate_equal_to_the_champion_passes_non_regression() -> None:
 
 
 def test_a_clearly_worse_candidate_is_rejected_with_the_interval_in_the_reason() -> None:
+    """A clearly worse candidate is rejected, the reason giving the 95% CI beyond the margin."""
     y, p, s = labels_and_risk()
     worse = np.clip(p + np.random.default_rng(2).normal(0, 0.25, p.size), 0.001, 0.999)
     verdict = decide(
@@ -171,6 +182,7 @@ def test_a_clearly_worse_candidate_is_rejected_with_the_interval_in_the_reason()
 
 
 def test_a_regression_confined_to_one_slice_is_caught() -> None:
+    """A regression on one slice fails that slice's check though the overall AUC passes."""
     y, p, s = labels_and_risk(n=8_000)
     damaged = p.copy()
     small = s == "small"
@@ -194,6 +206,7 @@ def test_a_regression_confined_to_one_slice_is_caught() -> None:
 
 
 def test_a_thin_slice_is_reported_as_skipped_not_gated() -> None:
+    """A slice under min_slice_rows is reported as skipped, not gated."""
     y, p, s = labels_and_risk()
     verdict = decide(
         evaluation(y, p, s), evaluation(y, p, s), CFG.model_copy(update={"min_slice_rows": 5_000})
@@ -205,6 +218,7 @@ def test_a_thin_slice_is_reported_as_skipped_not_gated() -> None:
 
 
 def test_budgets_reject_a_slow_or_large_model() -> None:
+    """A model over the latency or size budget fails that budget's check."""
     y, p, s = labels_and_risk()
     verdict = decide(evaluation(y, p, s, latency=9.0, size=10**9), None, CFG)
     assert not check(verdict.checks, "latency_budget").passed
@@ -213,6 +227,7 @@ def test_budgets_reject_a_slow_or_large_model() -> None:
 
 
 def test_a_failed_behavioural_check_rejects_the_candidate() -> None:
+    """A failed behavioural check rejects the candidate, with its reason."""
     y, p, s = labels_and_risk()
     verdict = decide(evaluation(y, p, s, behaviour_ok=False), None, CFG)
     assert not verdict.passed
@@ -220,6 +235,7 @@ def test_a_failed_behavioural_check_rejects_the_candidate() -> None:
 
 
 def test_a_champion_scored_on_other_rows_is_refused() -> None:
+    """A champion evaluated on other holdout rows is refused with GateError."""
     y, p, s = labels_and_risk()
     champion = evaluation(y, p, s)
     other_rows = replace(champion, rows=replace(champion.rows, labels=1 - champion.rows.labels))
@@ -228,6 +244,7 @@ def test_a_champion_scored_on_other_rows_is_refused() -> None:
 
 
 def test_the_verdict_serialises_every_check() -> None:
+    """The verdict serialises to JSON with every check's fields."""
     import json
 
     y, p, s = labels_and_risk()

@@ -26,25 +26,30 @@ def scored() -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_roc_auc_matches_scikit_learn_with_ties(scored: tuple[np.ndarray, np.ndarray]) -> None:
+    """ROC AUC equals scikit-learn's on tied scores."""
     y, p = scored
     assert roc_auc(y, p) == pytest.approx(sk.roc_auc_score(y, p), abs=1e-12)
 
 
 def test_log_loss_matches_scikit_learn(scored: tuple[np.ndarray, np.ndarray]) -> None:
+    """Log loss equals scikit-learn's with the same clipping."""
     y, p = scored
     assert log_loss(y, p) == pytest.approx(sk.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)))
 
 
 def test_log_loss_stays_finite_for_confident_mistakes() -> None:
+    """Log loss stays finite for predictions of exactly 0 or 1 that are wrong."""
     assert np.isfinite(log_loss([1, 0], [0.0, 1.0]))
 
 
 def test_brier_matches_scikit_learn(scored: tuple[np.ndarray, np.ndarray]) -> None:
+    """The Brier score equals scikit-learn's."""
     y, p = scored
     assert brier(y, p) == pytest.approx(sk.brier_score_loss(y, p))
 
 
 def test_calibration_error_of_a_hand_worked_example() -> None:
+    """Expected calibration error matches a hand-worked two-bin example."""
     # Bin [0.1, 0.2): predictions 0.1, 0.1 vs rate 0.5 -> gap 0.4 on 2 rows.
     # Bin [0.9, 1.0]: predictions 0.9, 1.0 vs rate 1.0 -> gap 0.05 on 2 rows.
     y = [0, 1, 1, 1]
@@ -53,6 +58,7 @@ def test_calibration_error_of_a_hand_worked_example() -> None:
 
 
 def test_calibration_error_is_near_zero_for_calibrated_scores() -> None:
+    """Calibrated scores have an expected calibration error under 0.01."""
     rng = np.random.default_rng(1)
     p = rng.random(200_000)
     y = (rng.random(p.size) < p).astype(int)
@@ -60,6 +66,7 @@ def test_calibration_error_is_near_zero_for_calibrated_scores() -> None:
 
 
 def test_calibration_error_sees_a_systematic_overestimate() -> None:
+    """Scores 0.2 too high have an expected calibration error of about 0.2."""
     rng = np.random.default_rng(1)
     p = rng.random(50_000) * 0.5
     y = (rng.random(p.size) < p).astype(int)
@@ -67,12 +74,14 @@ def test_calibration_error_sees_a_systematic_overestimate() -> None:
 
 
 def test_auc_is_undefined_for_a_single_class() -> None:
+    """AUC raises for one class, and the metrics report it as None."""
     with pytest.raises(ValueError, match="only one class"):
         roc_auc([1, 1], [0.2, 0.3])
     assert classification_metrics([1, 1], [0.2, 0.3]).auc is None
 
 
 def test_mismatched_lengths_are_refused() -> None:
+    """Labels and scores of different lengths are refused with both lengths named."""
     with pytest.raises(ValueError, match="y_true has 2 values but y_score has 1"):
         brier([0, 1], [0.5])
 
@@ -80,6 +89,7 @@ def test_mismatched_lengths_are_refused() -> None:
 def test_slice_metrics_compute_each_slice_on_its_own_rows(
     scored: tuple[np.ndarray, np.ndarray],
 ) -> None:
+    """Slice metrics are computed on each slice's own rows only."""
     y, p = scored
     keys = np.where(np.arange(y.size) % 3 == 0, "a", "b")
     result = slice_metrics(y, p, keys)
@@ -91,6 +101,7 @@ def test_slice_metrics_compute_each_slice_on_its_own_rows(
 
 
 def test_classification_metrics_are_json_ready(scored: tuple[np.ndarray, np.ndarray]) -> None:
+    """Classification metrics serialise to a dict of plain numbers with the expected keys."""
     y, p = scored
     as_dict = classification_metrics(y, p).to_dict()
     assert set(as_dict) == {

@@ -28,6 +28,7 @@ def noisy(small_frame: pd.DataFrame, tiny_cfg: PipelineConfig, clean_run: Run) -
 
 
 def test_a_clean_dataset_goes_through_every_stage_and_passes(clean_run: Run) -> None:
+    """A clean dataset runs every stage in order, is timed per stage, and passes."""
     result, events = clean_run
     assert result.passed
     assert result.stopped_at is None
@@ -41,6 +42,7 @@ def test_a_clean_dataset_goes_through_every_stage_and_passes(clean_run: Run) -> 
 def test_the_holdout_is_the_deterministic_split(
     clean_run: Run, small_frame: pd.DataFrame, tiny_cfg: PipelineConfig
 ) -> None:
+    """The run's holdout is the deterministic split of the data for the configured seed."""
     _, holdout = split(small_frame, tiny_cfg.data.holdout_fraction, tiny_cfg.data.seed)
     assert clean_run[0].holdout is not None
     pd.testing.assert_frame_equal(clean_run[0].holdout, holdout)
@@ -49,6 +51,7 @@ def test_the_holdout_is_the_deterministic_split(
 def test_a_failed_validation_stops_before_training(
     small_frame: pd.DataFrame, tiny_cfg: PipelineConfig
 ) -> None:
+    """A failed validation stops the run: nothing trained, later stages reported skipped."""
     events: list[tuple[str, str]] = []
     result = run(
         small_frame,
@@ -73,6 +76,7 @@ def test_a_failed_validation_stops_before_training(
 def test_a_training_side_scenario_corrupts_the_training_split_only(
     noisy: PipelineResult, clean_run: Run
 ) -> None:
+    """Label noise flips 30% of training labels and leaves the holdout untouched."""
     clean = clean_run[0]
     assert noisy.holdout is not None
     assert noisy.train is not None
@@ -85,6 +89,7 @@ def test_a_training_side_scenario_corrupts_the_training_split_only(
 
 
 def test_a_champion_is_scored_on_the_same_holdout(noisy: PipelineResult) -> None:
+    """With a champion, both are scored on the same holdout and the gate compares them."""
     assert noisy.champion_evaluation is not None
     assert noisy.evaluation is not None
     assert noisy.evaluation.rows.same_rows_as(noisy.champion_evaluation.rows)
@@ -94,6 +99,7 @@ def test_a_champion_is_scored_on_the_same_holdout(noisy: PipelineResult) -> None
 
 
 def test_the_label_noise_candidate_is_stopped_at_the_gate(noisy: PipelineResult) -> None:
+    """The label-noise candidate is trained but stopped at the gate, with reasons."""
     assert noisy.stopped_at == "gate"
     assert not noisy.passed
     assert noisy.model is not None  # trained, kept for investigation, never promoted
@@ -104,6 +110,7 @@ def test_the_label_noise_candidate_is_stopped_at_the_gate(noisy: PipelineResult)
 def test_a_serving_only_scenario_is_refused(
     small_frame: pd.DataFrame, tiny_cfg: PipelineConfig
 ) -> None:
+    """A scenario that applies to serving traffic only is refused by the pipeline."""
     with pytest.raises(ScenarioError, match="serving traffic only"):
         run(small_frame, tiny_cfg, None, scenario="serving-skew")
 
@@ -111,11 +118,13 @@ def test_a_serving_only_scenario_is_refused(
 def test_an_unknown_scenario_is_refused(
     small_frame: pd.DataFrame, tiny_cfg: PipelineConfig
 ) -> None:
+    """An unknown scenario name is refused with UnknownScenarioError."""
     with pytest.raises(UnknownScenarioError):
         run(small_frame, tiny_cfg, None, scenario="nope")
 
 
 def test_the_result_serialises_without_frames_or_model(clean_run: Run) -> None:
+    """The result serialises to JSON with row counts instead of frames or the model."""
     result = clean_run[0]
     payload = json.loads(json.dumps(result.to_dict()))
     assert payload["passed"] is True

@@ -51,12 +51,14 @@ def unchanged_except(before: pd.DataFrame, after: pd.DataFrame, columns: set[str
 
 
 def test_the_seven_named_scenarios_exist() -> None:
+    """Exactly the seven named scenarios are registered, in order."""
     assert scenario_names() == NAMES
     assert set(SCENARIOS) == set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_scenario_is_described_in_one_line(name: str) -> None:
+    """Each scenario has a one-line summary, a default inside its range, and a side."""
     scenario = SCENARIOS[name]
     assert scenario.name == name
     assert scenario.summary
@@ -67,11 +69,13 @@ def test_each_scenario_is_described_in_one_line(name: str) -> None:
 
 
 def test_only_label_noise_is_training_side_and_only_skew_is_serving_side() -> None:
+    """Only label noise is training-side and only serving skew is serving-side."""
     assert [n for n in NAMES if SCENARIOS[n].applies_to == "training"] == ["label-noise"]
     assert [n for n in NAMES if SCENARIOS[n].applies_to == "serving"] == ["serving-skew"]
 
 
 def test_an_unknown_name_lists_the_valid_ones(frame: pd.DataFrame) -> None:
+    """An unknown scenario name is refused with the list of valid names."""
     expected = r"unknown scenario 'drift'; valid: covariate-shift, .*null-spike"
     with pytest.raises(UnknownScenarioError, match=expected):
         apply_scenario(frame, "drift")
@@ -81,6 +85,7 @@ def test_an_unknown_name_lists_the_valid_ones(frame: pd.DataFrame) -> None:
 def test_an_out_of_range_magnitude_is_refused_with_the_range(
     frame: pd.DataFrame, magnitude: float
 ) -> None:
+    """A negative, too large, NaN or infinite magnitude is refused, stating the range."""
     with pytest.raises(
         InvalidMagnitudeError, match=r"null-spike: magnitude must be between 0 and 1"
     ):
@@ -89,6 +94,7 @@ def test_an_out_of_range_magnitude_is_refused_with_the_range(
 
 @pytest.mark.parametrize("name", NAMES)
 def test_no_scenario_modifies_its_input(frame: pd.DataFrame, name: str) -> None:
+    """No scenario modifies the frame it is given."""
     before = frame.copy(deep=True)
     apply_scenario(frame, name, seed=1)
     pd.testing.assert_frame_equal(frame, before)
@@ -96,6 +102,7 @@ def test_no_scenario_modifies_its_input(frame: pd.DataFrame, name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_scenario_is_deterministic_for_a_seed(frame: pd.DataFrame, name: str) -> None:
+    """Each scenario gives the same frame for the same seed."""
     pd.testing.assert_frame_equal(
         apply_scenario(frame, name, seed=4), apply_scenario(frame, name, seed=4)
     )
@@ -103,10 +110,12 @@ def test_a_scenario_is_deterministic_for_a_seed(frame: pd.DataFrame, name: str) 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_scenario_keeps_the_columns(frame: pd.DataFrame, name: str) -> None:
+    """Each scenario keeps the columns and their order."""
     assert list(apply_scenario(frame, name).columns) == list(frame.columns)
 
 
 def test_covariate_shift_moves_credit_score_down_by_magnitude_stds(frame: pd.DataFrame) -> None:
+    """Covariate shift lowers credit_score by magnitude standard deviations, within the contract."""
     assert frame["credit_score"].std() == pytest.approx(CREDIT_SCORE_STD, rel=0.03)
     one = apply_scenario(frame, "covariate-shift", 1.0)
     two = apply_scenario(frame, "covariate-shift", 2.0)
@@ -128,11 +137,13 @@ def test_covariate_shift_labels_follow_the_unchanged_risk_model(frame: pd.DataFr
 
 
 def test_a_one_row_batch_shifts_like_a_large_one(frame: pd.DataFrame) -> None:
+    """A one-row batch is shifted by the same fixed amount as a large one."""
     one_row = apply_scenario(frame.head(1), "covariate-shift", 1.0)
     assert one_row["credit_score"].iloc[0] == frame["credit_score"].iloc[0] - CREDIT_SCORE_STD
 
 
 def test_zero_covariate_shift_changes_nothing(frame: pd.DataFrame) -> None:
+    """A covariate shift of magnitude zero returns the frame unchanged."""
     pd.testing.assert_frame_equal(apply_scenario(frame, "covariate-shift", 0.0), frame)
 
 
@@ -140,6 +151,7 @@ def test_zero_covariate_shift_changes_nothing(frame: pd.DataFrame) -> None:
 def test_unseen_category_puts_exactly_a_share_of_rows_in_a_new_purpose(
     frame: pd.DataFrame, share: float
 ) -> None:
+    """Unseen-category moves exactly the given share of rows to a purpose outside the contract."""
     out = apply_scenario(frame, "unseen-category", share)
     assert (out["loan_purpose"] == UNSEEN_PURPOSE).sum() == round(share * len(frame))
     purpose = feature("loan_purpose")
@@ -152,6 +164,7 @@ def test_unseen_category_puts_exactly_a_share_of_rows_in_a_new_purpose(
 def test_null_spike_sets_the_null_share_of_debt_to_income(
     frame: pd.DataFrame, share: float
 ) -> None:
+    """Null spike raises debt_to_income's nulls to the given share, never lowering them."""
     out = apply_scenario(frame, "null-spike", share)
     assert out["debt_to_income"].isna().sum() == max(
         round(share * len(frame)), frame["debt_to_income"].isna().sum()
@@ -160,6 +173,7 @@ def test_null_spike_sets_the_null_share_of_debt_to_income(
 
 
 def test_the_default_null_spike_is_far_above_the_contract(frame: pd.DataFrame) -> None:
+    """The default null spike is over five times the contract's null rate."""
     out = apply_scenario(frame, "null-spike")
     assert out["debt_to_income"].isna().mean() > 5 * feature("debt_to_income").max_null_rate
 
@@ -168,6 +182,7 @@ def test_the_default_null_spike_is_far_above_the_contract(frame: pd.DataFrame) -
 def test_prior_shift_resamples_to_the_requested_default_rate(
     frame: pd.DataFrame, rate: float
 ) -> None:
+    """Prior shift resamples to the requested default rate, keeping the row count."""
     out = apply_scenario(frame, "prior-shift", rate)
     assert len(out) == len(frame)
     assert out[TARGET].mean() == pytest.approx(rate, abs=1 / len(frame))
@@ -183,6 +198,7 @@ def test_prior_shift_keeps_the_features_of_each_class(frame: pd.DataFrame) -> No
 
 
 def test_label_scenarios_need_labels(frame: pd.DataFrame) -> None:
+    """Prior shift and label noise refuse a frame without the label column."""
     features = frame.drop(columns=[TARGET])
     for name in ("prior-shift", "label-noise"):
         with pytest.raises(ScenarioError, match="no 'default' column"):
@@ -190,6 +206,7 @@ def test_label_scenarios_need_labels(frame: pd.DataFrame) -> None:
 
 
 def test_concept_drift_changes_labels_not_features(frame: pd.DataFrame) -> None:
+    """Concept drift changes over 5% of labels, no feature, and keeps the default rate."""
     out = apply_scenario(frame, "concept-drift", 1.0)
     unchanged_except(frame, out, {TARGET})
     assert (out[TARGET] != frame[TARGET]).mean() > 0.05
@@ -197,6 +214,7 @@ def test_concept_drift_changes_labels_not_features(frame: pd.DataFrame) -> None:
 
 
 def test_concept_drift_labels_follow_the_drifted_risk_function(frame: pd.DataFrame) -> None:
+    """Concept-drifted labels are ranked better by the drifted risk function than the old."""
     out = apply_scenario(frame, "concept-drift", 1.0)
     old_risk = roc_auc(out[TARGET], default_probability(frame))
     new_risk = roc_auc(out[TARGET], default_probability(frame, blend_risk(1.0)))
@@ -204,6 +222,7 @@ def test_concept_drift_labels_follow_the_drifted_risk_function(frame: pd.DataFra
 
 
 def test_concept_drift_grows_with_magnitude(frame: pd.DataFrame) -> None:
+    """Concept drift changes no label at zero and more labels as the magnitude grows."""
     changed = [
         (apply_scenario(frame, "concept-drift", m)[TARGET] != frame[TARGET]).mean()
         for m in (0.0, 0.5, 1.0)
@@ -213,11 +232,13 @@ def test_concept_drift_grows_with_magnitude(frame: pd.DataFrame) -> None:
 
 
 def test_concept_drift_without_labels_leaves_a_serving_batch_alone(frame: pd.DataFrame) -> None:
+    """Concept drift leaves a batch without labels unchanged."""
     features = frame.drop(columns=[TARGET])
     pd.testing.assert_frame_equal(apply_scenario(features, "concept-drift"), features)
 
 
 def test_serving_skew_sends_income_in_thousands_still_in_range(frame: pd.DataFrame) -> None:
+    """Serving skew divides annual_income into thousands, still within its contract range."""
     out = apply_scenario(frame, "serving-skew", 1.0)
     np.testing.assert_allclose(out["annual_income"], frame["annual_income"] / INCOME_SKEW_DIVISOR)
     assert out["annual_income"].min() >= numeric("annual_income").minimum
@@ -225,12 +246,14 @@ def test_serving_skew_sends_income_in_thousands_still_in_range(frame: pd.DataFra
 
 
 def test_partial_serving_skew_hits_a_share_of_rows(frame: pd.DataFrame) -> None:
+    """A partial serving skew changes exactly that share of rows."""
     out = apply_scenario(frame, "serving-skew", 0.25)
     assert (out["annual_income"] != frame["annual_income"]).sum() == round(0.25 * len(frame))
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.3])
 def test_label_noise_flips_exactly_a_share_of_labels(frame: pd.DataFrame, share: float) -> None:
+    """Label noise flips exactly the given share of labels, nothing else, still 0 or 1."""
     out = apply_scenario(frame, "label-noise", share)
     assert (out[TARGET] != frame[TARGET]).sum() == round(share * len(frame))
     unchanged_except(frame, out, {TARGET})
@@ -238,6 +261,7 @@ def test_label_noise_flips_exactly_a_share_of_labels(frame: pd.DataFrame, share:
 
 
 def test_the_coupling_draws_from_the_new_probabilities_and_changes_few_labels() -> None:
+    """Relabelling hits the new default rate and only moves labels the way the risk moved."""
     rng = np.random.default_rng(0)
     n = 200_000
     p_old = np.full(n, 0.2)

@@ -53,6 +53,7 @@ def logged(
 
 
 def test_the_digest_is_stable_and_sensitive_to_content() -> None:
+    """The dataset digest ignores the index but changes with any value or dtype."""
     frame = generate(300, seed=1)
     assert dataset_digest(frame) == dataset_digest(generate(300, seed=1))
     assert dataset_digest(frame) == dataset_digest(frame.set_axis(range(1, 301)))  # not the index
@@ -64,6 +65,7 @@ def test_the_digest_is_stable_and_sensitive_to_content() -> None:
 
 
 def test_code_version_is_the_commit_and_says_when_the_tree_is_dirty(tmp_path: Path) -> None:
+    """The code version is the commit hash, suffixed -dirty when the tree has changes."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     ident = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
@@ -121,6 +123,7 @@ def test_quiet_git_probe_sets_gitpython_quiet_only_inside_and_keeps_a_callers_va
 
 
 def test_logging_needs_an_active_run(result: PipelineResult, cfg: PipelineConfig) -> None:
+    """Logging a training run without an active MLflow run raises TrackingError."""
     assert mlflow.active_run() is None
     with pytest.raises(TrackingError, match="active run"):
         log_training_run(result, cfg)
@@ -129,6 +132,7 @@ def test_logging_needs_an_active_run(result: PipelineResult, cfg: PipelineConfig
 def test_a_trained_run_logs_params_tags_metrics_and_verdict(
     logged: tuple[str, str | None], result: PipelineResult, cfg: PipelineConfig
 ) -> None:
+    """A trained run logs config params, lineage tags, metrics, slices, gate and timings."""
     run_id, uri = logged
     data = mlflow.MlflowClient().get_run(run_id).data
     assert data.params["gates.min_auc"] == str(cfg.gates.min_auc)
@@ -147,6 +151,7 @@ def test_a_trained_run_logs_params_tags_metrics_and_verdict(
 
 
 def test_reports_are_saved_with_the_run(logged: tuple[str, str | None], tmp_path: Path) -> None:
+    """The validation report, gate verdict and evaluation are saved as run artifacts."""
     run_id, _ = logged
     local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(tmp_path)))
     validation = json.loads((local / "validation" / "report.json").read_text())
@@ -161,6 +166,7 @@ def test_reports_are_saved_with_the_run(logged: tuple[str, str | None], tmp_path
 def test_the_reference_sample_holds_features_label_and_prediction(
     logged: tuple[str, str | None], result: PipelineResult, cfg: PipelineConfig, tmp_path: Path
 ) -> None:
+    """The drift reference holds features, label and the model's own predictions."""
     run_id, _ = logged
     path = mlflow.artifacts.download_artifacts(
         run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=str(tmp_path)
@@ -176,6 +182,7 @@ def test_the_reference_sample_holds_features_label_and_prediction(
 def test_the_logged_model_is_the_trained_one(
     logged: tuple[str, str | None], result: PipelineResult, small_frame: pd.DataFrame
 ) -> None:
+    """The model logged with the run scores exactly like the trained one."""
     _, uri = logged
     assert uri is not None
     assert result.model is not None
@@ -188,6 +195,7 @@ def test_the_logged_model_is_the_trained_one(
 def test_a_run_stopped_at_validation_logs_the_report_and_no_model(
     small_frame: pd.DataFrame, cfg: PipelineConfig, mlflow_experiment: str, tmp_path: Path
 ) -> None:
+    """A run stopped at validation logs its tags and validation report and no model."""
     stopped = run(apply_scenario(small_frame, "null-spike"), cfg, None)
     with mlflow.start_run(experiment_id=mlflow_experiment) as active:
         assert log_training_run(stopped, cfg) is None

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.unit
 
 
 def test_the_split_is_stratified_disjoint_and_complete(small_frame: pd.DataFrame) -> None:
+    """The split is stratified by label, disjoint, complete, and re-indexed from zero."""
     train, holdout = split(small_frame, 0.25, seed=1)
     assert len(holdout) == pytest.approx(0.25 * len(small_frame), abs=1)
     assert len(train) + len(holdout) == len(small_frame)
@@ -26,6 +27,7 @@ def test_the_split_is_stratified_disjoint_and_complete(small_frame: pd.DataFrame
 
 
 def test_the_split_is_deterministic_for_a_seed(small_frame: pd.DataFrame) -> None:
+    """The split is the same for a seed and differs for another."""
     _, a_holdout = split(small_frame, 0.25, seed=1)
     _, b_holdout = split(small_frame, 0.25, seed=1)
     pd.testing.assert_frame_equal(a_holdout, b_holdout)
@@ -33,6 +35,7 @@ def test_the_split_is_deterministic_for_a_seed(small_frame: pd.DataFrame) -> Non
 
 
 def test_the_split_refuses_what_it_cannot_stratify(small_frame: pd.DataFrame) -> None:
+    """The split refuses a holdout fraction of 1 and a label with under two rows per class."""
     with pytest.raises(TrainingError, match="holdout_fraction"):
         split(small_frame, 1.0, seed=1)
     with pytest.raises(TrainingError, match="two rows of each class"):
@@ -40,6 +43,7 @@ def test_the_split_refuses_what_it_cannot_stratify(small_frame: pd.DataFrame) ->
 
 
 def test_the_model_is_preprocessing_then_gradient_boosting() -> None:
+    """The model is preprocessing then gradient boosting, ignoring unknown categories."""
     cfg = ModelConfig(learning_rate=0.2, max_iter=7)
     model = build_model(cfg)
     assert isinstance(model, Pipeline)
@@ -59,6 +63,7 @@ def test_the_model_is_preprocessing_then_gradient_boosting() -> None:
 def test_fit_returns_probabilities_and_leaves_its_input_alone(
     small_split: tuple[pd.DataFrame, pd.DataFrame], small_model: Pipeline
 ) -> None:
+    """Fitting leaves its input unchanged, and the model scores strictly between 0 and 1."""
     train, holdout = small_split
     before = train.copy(deep=True)
     fit(train, ModelConfig(max_iter=5))
@@ -71,6 +76,7 @@ def test_fit_returns_probabilities_and_leaves_its_input_alone(
 def test_an_unseen_category_scores_without_error_or_warning(
     small_split: tuple[pd.DataFrame, pd.DataFrame], small_model: Pipeline
 ) -> None:
+    """A category unseen in training is scored without error or warning."""
     rows = small_split[1].head(20).assign(loan_purpose="crypto")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -81,6 +87,7 @@ def test_an_unseen_category_scores_without_error_or_warning(
 def test_missing_numeric_values_are_scored(
     small_split: tuple[pd.DataFrame, pd.DataFrame], small_model: Pipeline
 ) -> None:
+    """Rows with missing numeric values get finite scores."""
     rows = small_split[1].head(20).assign(debt_to_income=np.nan, employment_years=np.nan)
     assert np.isfinite(small_model.predict_proba(rows)[:, 1]).all()
 
@@ -88,6 +95,7 @@ def test_missing_numeric_values_are_scored(
 def test_the_model_ignores_columns_outside_the_contract(
     small_split: tuple[pd.DataFrame, pd.DataFrame], small_model: Pipeline
 ) -> None:
+    """Columns outside the contract do not change the model's scores."""
     rows = small_split[1].head(50)
     with_extras = small_model.predict_proba(rows)
     features_only = small_model.predict_proba(rows[list(FEATURE_NAMES)])
@@ -95,5 +103,6 @@ def test_the_model_ignores_columns_outside_the_contract(
 
 
 def test_a_single_class_cannot_be_trained(small_frame: pd.DataFrame) -> None:
+    """Training on labels of a single class is refused with TrainingError."""
     with pytest.raises(TrainingError, match="single class"):
         fit(small_frame.assign(**{TARGET: 1}), ModelConfig())

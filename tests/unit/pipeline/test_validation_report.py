@@ -21,6 +21,7 @@ ROWS = FailedExpectation(
 
 
 def test_a_failure_reads_as_column_rule_observed_expected() -> None:
+    """A failure reads as column, rule, what was observed and what was expected."""
     assert NULLS.describe() == (
         "debt_to_income: null_rate — observed 30.0% nulls (600 of 2000 rows); "
         "expected at most 5.0% nulls"
@@ -29,6 +30,7 @@ def test_a_failure_reads_as_column_rule_observed_expected() -> None:
 
 
 def test_describe_lists_every_failure_on_its_own_line() -> None:
+    """describe() gives a summary line, then each failure on its own line."""
     report = ValidationReport(False, [ROWS, NULLS], row_count=50, evaluated=58)
     lines = report.describe().splitlines()
     assert lines[0] == "validation failed on 50 rows: 2 of 58 expectations failed"
@@ -36,11 +38,13 @@ def test_describe_lists_every_failure_on_its_own_line() -> None:
 
 
 def test_a_passing_report_says_how_much_was_checked() -> None:
+    """A passing report says how many expectations it checked on how many rows."""
     report = ValidationReport(True, [], row_count=2000, evaluated=58)
     assert report.describe() == "validation passed: 58 expectations on 2000 rows"
 
 
 def test_a_report_round_trips_through_json() -> None:
+    """A report's to_dict is JSON with each failure's fields and expectation name."""
     report = ValidationReport(False, [NULLS], row_count=2000, evaluated=58)
     payload = json.loads(json.dumps(report.to_dict()))
     assert payload["success"] is False
