@@ -38,12 +38,14 @@ def _bootstrap(store: EventStore, model: str = M, version: int = 1) -> int:
 
 
 def test_create_schema_is_idempotent(event_store: EventStore) -> None:
+    """Creating the schema twice is harmless and leaves an empty history."""
     event_store.create_schema()
     event_store.create_schema()
     assert event_store.history(M) == []
 
 
 def test_begin_writes_a_pending_event_with_a_utc_timestamp(event_store: EventStore) -> None:
+    """begin() writes a pending event with a UTC creation time, details and evidence."""
     before = datetime.now(UTC)
     event = event_store.begin(
         M,
@@ -68,6 +70,7 @@ def test_begin_writes_a_pending_event_with_a_utc_timestamp(event_store: EventSto
 
 
 def test_mark_applied_sets_applied_at_and_is_idempotent(event_store: EventStore) -> None:
+    """mark_applied sets an aware applied_at not before creation; a second call is a no-op."""
     event = event_store.begin(
         M, Action.BOOTSTRAP, state=DeploymentState(champion=1), actor="ci", reason="r"
     )
@@ -83,6 +86,7 @@ def test_mark_applied_sets_applied_at_and_is_idempotent(event_store: EventStore)
 def test_mark_aborted_keeps_the_reason_and_cannot_be_applied_later(
     event_store: EventStore,
 ) -> None:
+    """An aborted event keeps its reason and can no longer be marked applied."""
     event = event_store.begin(
         M, Action.BOOTSTRAP, state=DeploymentState(champion=1), actor="ci", reason="r"
     )
@@ -94,11 +98,13 @@ def test_mark_aborted_keeps_the_reason_and_cannot_be_applied_later(
 
 
 def test_unknown_event_id_is_a_readable_error(event_store: EventStore) -> None:
+    """Marking an unknown event id raises an error naming the id."""
     with pytest.raises(EventStoreError, match="no deployment event with id 42"):
         event_store.mark_applied(42)
 
 
 def test_only_one_pending_move_per_model(event_store: EventStore) -> None:
+    """A second pending move of a model is refused; another model's move is not blocked."""
     event_store.begin(M, Action.BOOTSTRAP, state=DeploymentState(champion=1), actor="a", reason="r")
     with pytest.raises(MoveInProgressError, match="another move of 'credit-default' is in flight"):
         event_store.begin(
@@ -113,6 +119,7 @@ def test_only_one_pending_move_per_model(event_store: EventStore) -> None:
 def test_concurrent_begins_from_separate_connections_let_exactly_one_win(
     tmp_path: Path,
 ) -> None:
+    """Of four concurrent begins on separate connections, exactly one wins."""
     url = f"sqlite:///{tmp_path / 'events.db'}"
     EventStore(url).create_schema()
     stores = [EventStore(url) for _ in range(4)]
@@ -143,6 +150,7 @@ def test_concurrent_begins_from_separate_connections_let_exactly_one_win(
 
 
 def test_begin_with_expected_state_is_a_compare_and_set(event_store: EventStore) -> None:
+    """begin() with an expected state refuses if the state changed since it was read."""
     _bootstrap(event_store, version=1)
     with pytest.raises(StaleStateError, match="changed since it was read"):
         event_store.begin(
@@ -165,6 +173,7 @@ def test_begin_with_expected_state_is_a_compare_and_set(event_store: EventStore)
 
 
 def test_current_state_is_the_latest_applied_event_only(event_store: EventStore) -> None:
+    """The current state is the latest applied event's; aborted and pending ones do not count."""
     assert event_store.current_state(M) == DeploymentState()
     _bootstrap(event_store, version=1)
     canary = event_store.begin(
@@ -190,6 +199,7 @@ def test_current_state_is_the_latest_applied_event_only(event_store: EventStore)
 
 
 def test_champion_since_is_when_the_current_champion_took_over(event_store: EventStore) -> None:
+    """champion_since is when the current champion was promoted, not the first bootstrap."""
     first = event_store.get(_bootstrap(event_store, version=1))
     promoted = event_store.record(
         M,
@@ -211,6 +221,7 @@ def test_champion_since_is_when_the_current_champion_took_over(event_store: Even
 
 
 def test_current_states_lists_every_model(event_store: EventStore) -> None:
+    """current_states() gives the state of every model."""
     _bootstrap(event_store, "a", 1)
     _bootstrap(event_store, "b", 7)
     states = event_store.current_states()
@@ -218,6 +229,7 @@ def test_current_states_lists_every_model(event_store: EventStore) -> None:
 
 
 def test_history_is_newest_first_limited_and_filterable(event_store: EventStore) -> None:
+    """History is newest first, limited and filterable by status; a zero limit is refused."""
     for version in range(1, 6):
         event_store.record(
             M,
@@ -239,6 +251,7 @@ def test_history_is_newest_first_limited_and_filterable(event_store: EventStore)
 def test_between_is_a_half_open_window_and_requires_aware_times(
     event_store: EventStore,
 ) -> None:
+    """between() is a half-open window, filterable by model, refusing naive or reversed times."""
     first = event_store.record(M, Action.REGISTER, state=DeploymentState(), actor="a", reason="1")
     second = event_store.record(
         "other", Action.REGISTER, state=DeploymentState(), actor="a", reason="2"
@@ -254,6 +267,7 @@ def test_between_is_a_half_open_window_and_requires_aware_times(
 
 
 def test_last_returns_the_latest_applied_event_of_an_action(event_store: EventStore) -> None:
+    """last() returns the latest applied event, of any action or of the one asked for."""
     assert event_store.last(M) is None
     _bootstrap(event_store, version=1)
     rollback = event_store.record(
@@ -273,6 +287,7 @@ def test_last_returns_the_latest_applied_event_of_an_action(event_store: EventSt
 
 
 def test_details_must_be_json(event_store: EventStore) -> None:
+    """Details that are not strict JSON (a NaN) are refused."""
     with pytest.raises(ValueError, match="details must be JSON-serialisable"):
         event_store.record(
             M,
@@ -285,6 +300,7 @@ def test_details_must_be_json(event_store: EventStore) -> None:
 
 
 def test_reason_and_actor_are_required(event_store: EventStore) -> None:
+    """A blank reason or empty actor is refused."""
     with pytest.raises(ValueError, match="reason must not be empty"):
         event_store.record(M, Action.REGISTER, state=DeploymentState(), actor="a", reason=" ")
     with pytest.raises(ValueError, match="actor must not be empty"):
@@ -292,6 +308,7 @@ def test_reason_and_actor_are_required(event_store: EventStore) -> None:
 
 
 def test_two_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
+    """Two stores on one SQLite file see each other's writes."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     writer, reader = EventStore(url), EventStore(url)
     writer.create_schema()
@@ -300,6 +317,7 @@ def test_two_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
 
 
 def test_a_malformed_url_is_reported_as_unavailable_with_the_password_hidden() -> None:
+    """A malformed database URL is reported as unavailable with its password masked."""
     with pytest.raises(EventStoreUnavailable, match="not a usable database URL") as caught:
         EventStore("nosuchdb+driver://admin:s3cret@db.example/events")
     assert "s3cret" not in str(caught.value)
@@ -307,6 +325,7 @@ def test_a_malformed_url_is_reported_as_unavailable_with_the_password_hidden() -
 
 
 def test_an_unreachable_postgres_is_reported_as_unavailable_naming_the_url() -> None:
+    """An unreachable PostgreSQL is reported as unavailable, naming the masked URL."""
     # Port 9 (discard) on loopback: nothing listens, so the connection is refused at once.
     store = EventStore("postgresql://mlplat:hunter2@127.0.0.1:9/events")
     with pytest.raises(EventStoreUnavailable) as caught:
@@ -317,17 +336,20 @@ def test_an_unreachable_postgres_is_reported_as_unavailable_naming_the_url() -> 
 
 
 def test_a_missing_directory_is_reported_as_unavailable(tmp_path: Path) -> None:
+    """A SQLite file in a missing directory is reported as unavailable."""
     store = EventStore(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'events.db'}")
     with pytest.raises(EventStoreUnavailable, match="unable to open database file"):
         store.create_schema()
 
 
 def test_querying_before_create_schema_says_what_to_do(tmp_path: Path) -> None:
+    """Querying before the schema exists says to call EventStore.create_schema()."""
     store = EventStore(f"sqlite:///{tmp_path / 'empty.db'}")
     with pytest.raises(EventStoreError, match=r"call EventStore.create_schema\(\)"):
         store.history(M)
 
 
 def test_bare_postgresql_urls_use_psycopg_3() -> None:
+    """Bare postgresql:// and postgres:// URLs are given the psycopg 3 driver."""
     assert EventStore("postgresql://u@h/db").url == "postgresql+psycopg://u@h/db"
     assert EventStore("postgres://u@h/db").url == "postgresql+psycopg://u@h/db"

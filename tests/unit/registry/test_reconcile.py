@@ -97,6 +97,7 @@ def _crashing_registry(local: LocalStores, crash_at: int) -> ModelRegistry:
 def test_crash_after_the_move_before_mark_applied_is_confirmed_on_restart(
     local: LocalStores,
 ) -> None:
+    """A crash after the MLflow move but before mark_applied is confirmed applied on restart."""
     v1, v2 = _canary(local)
     doomed = ModelRegistry(
         local.client, CrashBeforeMarkApplied(local.events_url), local.model, "ctl"
@@ -120,6 +121,7 @@ def test_crash_after_the_move_before_mark_applied_is_confirmed_on_restart(
 def test_crash_between_begin_and_the_move_is_rolled_forward_on_restart(
     local: LocalStores,
 ) -> None:
+    """A crash between begin and the MLflow move is completed on restart, rejecting once."""
     v1, v2 = _canary(local)
     with pytest.raises(SimulatedCrash):
         _crashing_registry(local, crash_at=1).reject(v2, reason="error rate doubled")
@@ -171,6 +173,7 @@ def test_the_next_move_repairs_first_then_acts_once(local: LocalStores) -> None:
 def test_a_pending_move_contradicted_by_mlflow_is_aborted_and_the_truth_recorded(
     local: LocalStores,
 ) -> None:
+    """A pending move MLflow contradicts is aborted and MLflow's state recorded as EXTERNAL."""
     _, v2 = _canary(local)
     v3 = local.register()
     with pytest.raises(SimulatedCrash):
@@ -191,6 +194,7 @@ def test_a_pending_move_contradicted_by_mlflow_is_aborted_and_the_truth_recorded
 def test_an_ordinary_mlflow_failure_leaves_a_pending_event_that_says_so(
     local: LocalStores,
 ) -> None:
+    """An MLflow error mid-move leaves a pending event, says so, and reconcile finishes it."""
     _, v2 = _canary(local)
     flaky = FailingClient(local.client, crash_at=1)
     registry = ModelRegistry(flaky, local.events, local.model, "ctl")  # type: ignore[arg-type]
@@ -203,6 +207,7 @@ def test_an_ordinary_mlflow_failure_leaves_a_pending_event_that_says_so(
 
 
 def test_an_alias_moved_outside_the_api_is_recorded_as_external(local: LocalStores) -> None:
+    """An alias moved outside mlplat is recorded once as EXTERNAL by an unknown actor."""
     v1, v2 = _canary(local)
     local.client.set_registered_model_alias(local.model, "champion", str(v2))
 
@@ -219,6 +224,7 @@ def test_an_alias_moved_outside_the_api_is_recorded_as_external(local: LocalStor
 def test_a_weight_edited_in_the_ui_is_recorded_and_an_unreadable_one_reads_as_zero(
     local: LocalStores,
 ) -> None:
+    """A weight tag edited outside is recorded as EXTERNAL; an unreadable one reads as 0."""
     _canary(local)
     local.client.set_registered_model_tag(local.model, CANARY_WEIGHT_TAG, "0.9")
     [event] = local.registry.reconcile()
@@ -229,6 +235,8 @@ def test_a_weight_edited_in_the_ui_is_recorded_and_an_unreadable_one_reads_as_ze
 
 
 def test_a_version_registered_without_an_event_gets_a_repair_event(local: LocalStores) -> None:
+    """A version registered without its event gets one REPAIR event with its tags."""
+
     class CrashOnRegisterEvent(EventStore):
         def record(self, *args: Any, **kwargs: Any) -> DeploymentEvent:
             raise SimulatedCrash("died after creating the version")
@@ -245,6 +253,7 @@ def test_a_version_registered_without_an_event_gets_a_repair_event(local: LocalS
 
 
 def test_reconcile_with_nothing_to_repair_writes_nothing(local: LocalStores) -> None:
+    """Reconcile with nothing to repair writes no event."""
     _canary(local)
     before = len(local.events.history(local.model))
     assert local.registry.reconcile() == []
@@ -252,4 +261,5 @@ def test_reconcile_with_nothing_to_repair_writes_nothing(local: LocalStores) -> 
 
 
 def test_reconcile_of_an_unregistered_model_is_empty(local: LocalStores) -> None:
+    """Reconcile of a model not yet registered returns no events."""
     assert local.registry.reconcile() == []

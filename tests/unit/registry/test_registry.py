@@ -31,6 +31,7 @@ def _actions(registry: ModelRegistry) -> list[str]:
 
 
 def test_register_tags_lineage_and_writes_a_register_event(local: LocalStores) -> None:
+    """Registering tags the version with its lineage and writes a REGISTER event."""
     version = local.register(data_digest="sha256:feed")
     info = local.registry.version(version)
     assert info.version == 1
@@ -49,6 +50,7 @@ def test_register_tags_lineage_and_writes_a_register_event(local: LocalStores) -
 def test_registering_the_same_model_uri_twice_returns_the_same_version(
     local: LocalStores,
 ) -> None:
+    """Registering the same model URI twice returns the same version and one event."""
     uri, run_id = local.log_model()
     first = local.registry.register(uri, run_id, {"data_digest": "d"}, reason="trained")
     again = local.registry.register(uri, run_id, {"data_digest": "d"}, reason="re-run")
@@ -67,12 +69,14 @@ def test_registering_the_same_model_uri_twice_returns_the_same_version(
 def test_bad_lineage_is_refused_naming_the_key(
     local: LocalStores, lineage: dict[str, str], message: str
 ) -> None:
+    """A mixed-case, reserved or too long lineage entry is refused by key, writing nothing."""
     with pytest.raises(InvalidMoveError, match=message):
         local.registry.register(*local.log_model(), lineage, reason="r")
     assert local.registry.history() == []
 
 
 def test_every_alias_move_is_exactly_one_applied_event(local: LocalStores) -> None:
+    """Every move of a whole lifecycle is exactly one applied event whose state matches."""
     reg = local.registry
     v1, v2, v3 = local.register(), local.register(), local.register()
     reg.bootstrap(v1, reason="first model")
@@ -98,6 +102,7 @@ def test_every_alias_move_is_exactly_one_applied_event(local: LocalStores) -> No
 
 
 def test_state_reports_versions_as_int_and_the_weight_from_the_tag(local: LocalStores) -> None:
+    """State gives int versions, the weight read from its tag, and since-timestamps."""
     reg = local.registry
     v1, v2 = local.register(), local.register()
     reg.bootstrap(v1, reason="r")
@@ -113,6 +118,7 @@ def test_state_reports_versions_as_int_and_the_weight_from_the_tag(local: LocalS
 
 
 def test_repeating_a_move_is_a_no_op_without_a_second_event(local: LocalStores) -> None:
+    """Repeating any move returns None and writes no second event."""
     reg = local.registry
     v1, v2 = local.register(), local.register()
     assert reg.bootstrap(v1, reason="r") is not None
@@ -132,6 +138,7 @@ def test_repeating_a_move_is_a_no_op_without_a_second_event(local: LocalStores) 
 
 
 def test_a_stale_promote_is_refused_and_moves_nothing(local: LocalStores) -> None:
+    """A promote expecting an outdated champion is refused and moves nothing."""
     reg = local.registry
     v1, v2, v3 = local.register(), local.register(), local.register()
     reg.bootstrap(v1, reason="r")
@@ -142,6 +149,7 @@ def test_a_stale_promote_is_refused_and_moves_nothing(local: LocalStores) -> Non
 
 
 def test_a_weight_change_for_a_replaced_challenger_is_refused(local: LocalStores) -> None:
+    """A weight change aimed at a replaced challenger is refused and changes nothing."""
     reg = local.registry
     v1, v2, v3 = local.register(), local.register(), local.register()
     reg.bootstrap(v1, reason="r")
@@ -155,6 +163,7 @@ def test_a_weight_change_for_a_replaced_challenger_is_refused(local: LocalStores
 def test_canary_weight_bounds_are_enforced_with_a_readable_error(
     local: LocalStores, weight: float
 ) -> None:
+    """An out-of-range canary weight is refused with the bounds, leaving the weight at 0."""
     reg = local.registry
     v1, v2 = local.register(), local.register()
     reg.bootstrap(v1, reason="r")
@@ -165,6 +174,7 @@ def test_canary_weight_bounds_are_enforced_with_a_readable_error(
 
 
 def test_rollback_without_a_previous_champion_says_why(local: LocalStores) -> None:
+    """A rollback with no previous champion is refused, saying which is champion."""
     reg = local.registry
     reg.bootstrap(local.register(), reason="r")
     with pytest.raises(NoPreviousChampionError, match="champion is 1 and no previous champion"):
@@ -172,6 +182,7 @@ def test_rollback_without_a_previous_champion_says_why(local: LocalStores) -> No
 
 
 def test_rejecting_the_challenger_cuts_traffic_and_blocks_it_for_good(local: LocalStores) -> None:
+    """A rejected challenger loses its traffic and can never serve again."""
     reg = local.registry
     v1, v2 = local.register(), local.register()
     reg.bootstrap(v1, reason="r")
@@ -190,6 +201,7 @@ def test_rejecting_the_challenger_cuts_traffic_and_blocks_it_for_good(local: Loc
 
 
 def test_the_champion_cannot_be_rejected(local: LocalStores) -> None:
+    """Rejecting the champion is refused, saying to roll back or promote first."""
     reg = local.registry
     v1 = local.register()
     reg.bootstrap(v1, reason="r")
@@ -198,6 +210,7 @@ def test_the_champion_cannot_be_rejected(local: LocalStores) -> None:
 
 
 def test_unknown_model_and_version_are_readable_errors(local: LocalStores) -> None:
+    """An unknown model or version raises a not-found error naming it."""
     with pytest.raises(ModelNotFoundError, match=rf"registered model '{local.model}' does not"):
         local.registry.state()
     with pytest.raises(ModelNotFoundError):
@@ -208,11 +221,13 @@ def test_unknown_model_and_version_are_readable_errors(local: LocalStores) -> No
 
 
 def test_a_move_needs_a_reason(local: LocalStores) -> None:
+    """A move with a blank reason is refused."""
     with pytest.raises(InvalidMoveError, match="reason must say why; it is recorded"):
         local.registry.bootstrap(local.register(), reason=" ")
 
 
 def test_model_uri_for_versions_and_aliases(local: LocalStores) -> None:
+    """model_uri gives version and alias URIs and refuses a malformed alias."""
     reg = local.registry
     assert reg.model_uri(3) == f"models:/{local.model}/3"
     assert reg.model_uri("3") == f"models:/{local.model}/3"
@@ -222,6 +237,7 @@ def test_model_uri_for_versions_and_aliases(local: LocalStores) -> None:
 
 
 def test_versions_lists_every_version_oldest_first(local: LocalStores) -> None:
+    """versions() lists every version oldest first, with its aliases."""
     local.register()
     local.register()
     local.registry.set_challenger(2, reason="r")
@@ -231,11 +247,13 @@ def test_versions_lists_every_version_oldest_first(local: LocalStores) -> None:
 
 
 def test_model_name_with_a_quote_is_refused(local: LocalStores) -> None:
+    """A model name containing a quote is refused."""
     with pytest.raises(InvalidMoveError, match="model_name must be non-empty with no quotes"):
         ModelRegistry(local.client, local.events, "it's", "tester")
 
 
 def test_register_needs_a_reason_before_anything_is_written(local: LocalStores) -> None:
+    """Registering without a reason is refused before MLflow or the log is written."""
     with pytest.raises(InvalidMoveError, match="reason must say why"):
         local.registry.register(*local.log_model(), {}, reason="")
     assert local.registry.reconcile() == []
@@ -244,6 +262,7 @@ def test_register_needs_a_reason_before_anything_is_written(local: LocalStores) 
 def test_open_registry_keeps_everything_under_home(
     tmp_path: Path, mlflow_client: MlflowClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """open_registry keeps the event log and artifacts under home, nothing in the cwd."""
     monkeypatch.chdir(tmp_path)
     home = tmp_path / "home"
     settings = RegistrySettings(

@@ -28,6 +28,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_live_under_home_as_absolute_sqlite_urls(mlplat_home: Path) -> None:
+    """By default MLflow, the event log and artifacts live under MLPLAT_HOME as absolute paths."""
     settings = RegistrySettings()
     assert settings.home == mlplat_home
     assert settings.tracking_uri == f"sqlite:///{mlplat_home}/mlflow.db"
@@ -40,12 +41,14 @@ def test_defaults_live_under_home_as_absolute_sqlite_urls(mlplat_home: Path) -> 
 def test_a_relative_home_still_gives_absolute_database_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A relative home still gives absolute SQLite paths."""
     monkeypatch.chdir(tmp_path)
     settings = RegistrySettings(home=Path("rel"))
     assert settings.tracking_uri == f"sqlite:///{tmp_path / 'rel' / 'mlflow.db'}"
 
 
 def test_constructing_settings_creates_nothing(tmp_path: Path) -> None:
+    """Building settings creates no folder; ensure_home() creates them."""
     settings = RegistrySettings(home=tmp_path / "home")
     assert not settings.home.exists()
     settings.ensure_home()
@@ -55,6 +58,7 @@ def test_constructing_settings_creates_nothing(tmp_path: Path) -> None:
 def test_mlflow_tracking_uri_is_honoured_and_mlplat_variable_wins(
     mlplat_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """MLFLOW_TRACKING_URI is honoured, and MLPLAT_TRACKING_URI takes precedence over it."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
     assert RegistrySettings().tracking_uri == "http://mlflow:5000"
     assert not RegistrySettings().uses_local_tracking_store
@@ -65,6 +69,7 @@ def test_mlflow_tracking_uri_is_honoured_and_mlplat_variable_wins(
 def test_events_url_and_actor_come_from_the_environment(
     mlplat_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The event log URL and actor are read from MLPLAT_ variables."""
     monkeypatch.setenv("MLPLAT_EVENTS_URL", "postgresql://db/events")
     monkeypatch.setenv("MLPLAT_ACTOR", "controller")
     settings = RegistrySettings()
@@ -91,16 +96,19 @@ def test_a_zero_since_timeout_is_refused_naming_the_field(mlplat_home: Path) -> 
 
 
 def test_default_actor_is_user_at_host(mlplat_home: Path) -> None:
+    """The default actor is user@host."""
     assert "@" in RegistrySettings().actor
 
 
 def test_blank_tracking_uri_is_refused_naming_the_field(mlplat_home: Path) -> None:
+    """A blank tracking URI is refused, naming the field."""
     with pytest.raises(ValueError, match="tracking_uri") as caught:
         RegistrySettings(tracking_uri="  ")
     assert "must not be blank" in str(caught.value)
 
 
 def test_get_settings_is_cached(mlplat_home: Path) -> None:
+    """get_settings() returns the same cached instance."""
     get_settings.cache_clear()
     try:
         assert get_settings() is get_settings()
@@ -117,4 +125,5 @@ def test_get_settings_is_cached(mlplat_home: Path) -> None:
     ],
 )
 def test_sqlite_path(url: str, path: Path | None) -> None:
+    """sqlite_path gives the file of a SQLite URL, None for in-memory or other databases."""
     assert sqlite_path(url) == path
