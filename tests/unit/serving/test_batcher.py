@@ -46,6 +46,7 @@ def _row(age: int) -> list[Any]:
 
 
 def test_build_frame_keeps_contract_order_and_dtypes_and_turns_none_into_nan() -> None:
+    """Rows become a frame in contract order and dtypes, with None as NaN."""
     row = _row(30)
     row[FEATURE_NAMES.index("debt_to_income")] = None
     frame = build_frame([row, _row(40)])
@@ -67,6 +68,7 @@ async def _score_all(batcher: MicroBatcher, model: Any, ages: list[int]) -> list
 
 
 def test_rows_waiting_while_the_model_is_busy_form_one_batch() -> None:
+    """Rows queued while the model is busy are scored as one batch, each getting its own score."""
     model = EchoModel()
 
     async def scenario() -> list[list[float]]:
@@ -88,6 +90,7 @@ def test_rows_waiting_while_the_model_is_busy_form_one_batch() -> None:
 
 
 def test_max_rows_caps_a_batch() -> None:
+    """No batch exceeds max_rows, and every row is scored."""
     model = EchoModel()
 
     async def scenario() -> None:
@@ -106,6 +109,7 @@ def test_max_rows_caps_a_batch() -> None:
 
 
 def test_a_failing_model_fails_only_its_own_rows() -> None:
+    """A model that raises fails only its own callers; another model's rows are scored."""
     good = EchoModel()
 
     async def scenario() -> tuple[Any, Any]:
@@ -125,6 +129,7 @@ def test_a_failing_model_fails_only_its_own_rows() -> None:
 
 
 def test_a_full_queue_refuses_new_rows_at_once() -> None:
+    """With the queue full, new rows are refused at once with OverloadedError."""
     model = EchoModel()
 
     async def scenario() -> None:
@@ -145,6 +150,7 @@ def test_a_full_queue_refuses_new_rows_at_once() -> None:
 
 
 def test_on_batch_reports_rows_scored() -> None:
+    """The on_batch callback gets each batch's row count and the rows still queued."""
     seen: list[tuple[int, int]] = []
 
     async def scenario() -> None:

@@ -37,6 +37,7 @@ Transfer/sec:    420.00KB
 
 
 def test_wrk_output_is_read_with_units_and_errors() -> None:
+    """The output of wrk is parsed with its units into rate, percentiles, requests and errors."""
     result = parse_wrk(WRK_OUTPUT)
     assert result.requests_per_second == 1900.5
     assert result.p50_ms == pytest.approx(18.49)
@@ -45,6 +46,7 @@ def test_wrk_output_is_read_with_units_and_errors() -> None:
 
 
 def test_unreadable_wrk_output_is_a_benchmark_error() -> None:
+    """Output wrk did not produce as a report is a BenchmarkError."""
     with pytest.raises(BenchmarkError, match="could not read wrk's output"):
         parse_wrk("unable to connect to 127.0.0.1:8000 Connection refused")
 
@@ -58,6 +60,7 @@ def _figures(rps: float, p99: float) -> dict[str, object]:
 
 
 def test_instrumentation_cost_is_the_median_of_back_to_back_pairs() -> None:
+    """The instrumentation cost is the median over back-to-back pairs, with its IQR."""
     change = instrumentation_change(
         [_run(900, 420), _run(1_000, 400), _run(2_000, 400)],
         [_run(1_000, 400), _run(1_000, 400), _run(1_000, 400)],
@@ -80,11 +83,13 @@ def test_instrumentation_cost_is_the_median_of_back_to_back_pairs() -> None:
 def test_the_instrumentation_verdict_admits_when_noise_decides(
     on: list[float], verdict: str
 ) -> None:
+    """The instrumentation verdict is met, missed, or inconclusive when noise spans the goal."""
     change = instrumentation_change([_run(r) for r in on], [_run(1_000)] * 3)
     assert change["verdict"] == verdict
 
 
 def test_goals_compare_the_service_with_the_naive_endpoint_at_32() -> None:
+    """The goals compare the service with the naive endpoint at 32 connections."""
     http = {
         "naive": {"32": _figures(100.0, 600.0)},
         "service": {"32": _figures(1_500.0, 30.0)},
@@ -100,12 +105,14 @@ def test_goals_compare_the_service_with_the_naive_endpoint_at_32() -> None:
 
 
 def test_a_six_percent_instrumentation_cost_misses_the_goal() -> None:
+    """A 6% throughput cost from instrumentation misses the goal."""
     http = {name: {"32": _figures(1_000.0, 20.0)} for name in ("naive", "service")}
     goals = _goals(http, instrumentation_change([_run(940)], [_run(1_000)]), 20.0)
     assert goals["instrumentation_goal_met"] is False
 
 
 def test_the_table_names_every_target_and_the_verdicts() -> None:
+    """The results table shows each target's figures, the ratio and the verdicts."""
     http = {
         name: {"32": {**_figures(rps, 20.0), "errors": 0}}
         for name, rps in (("naive", 100.0), ("service", 400.0), ("service_uninstrumented", 400.0))
@@ -121,11 +128,13 @@ def test_the_table_names_every_target_and_the_verdicts() -> None:
 
 
 def test_the_in_process_instrumentation_cost_is_measured(tmp_path: Path) -> None:
+    """The in-process instrumentation cost is measured as a plausible number of microseconds."""
     cost = measure_instrumentation_cpu(tmp_path, requests=200)
     assert 0.0 < cost < 10_000.0
 
 
 def test_figures_are_written_atomically(tmp_path: Path) -> None:
+    """Figures are written to their file with no temp file left behind."""
     out = tmp_path / "results" / "serving.json"
     _write_atomically(out, {"a": 1})
     assert json.loads(out.read_text()) == {"a": 1}

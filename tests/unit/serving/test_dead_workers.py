@@ -106,6 +106,7 @@ def test_a_killed_workers_gauges_are_dropped_and_its_counts_kept(
 
 
 def test_a_missing_folder_has_no_dead_workers(tmp_path: Path) -> None:
+    """A missing multiprocess metrics folder has no dead workers to mark."""
     assert mark_dead_workers(tmp_path / "gone") == []
 
 

@@ -54,6 +54,7 @@ ON_CHAMPION = [c for c in CUSTOMERS if c not in ON_CANARY]
 
 
 def test_known_traffic_shows_in_each_of_the_eight_metrics(traffic_client: TestClient) -> None:
+    """Known traffic, drift and feedback show exactly in each of the eight metrics by variant."""
     client = traffic_client
     assert ON_CANARY
     assert ON_CHAMPION
@@ -124,6 +125,7 @@ def test_known_traffic_shows_in_each_of_the_eight_metrics(traffic_client: TestCl
 def test_every_one_of_the_eight_is_exposed_from_the_first_scrape(
     traffic_client: TestClient,
 ) -> None:
+    """Every one of the eight metrics is exposed on the first scrape."""
     traffic_client.post(
         "/admin/drift", headers=AUTH,
         json={"variant": "champion", "model_version": 1, "scores": {"age": 0.0},
@@ -136,6 +138,7 @@ def test_every_one_of_the_eight_is_exposed_from_the_first_scrape(
 
 
 def test_no_label_carries_a_request_or_customer_id(traffic_client: TestClient) -> None:
+    """No metric label carries a request or customer id."""
     traffic_client.post(
         "/predict", json=predict_body(record(customer_id="c-secret")),
         headers={"X-Request-ID": "req-secret"},
@@ -146,6 +149,7 @@ def test_no_label_carries_a_request_or_customer_id(traffic_client: TestClient) -
 def test_a_retired_version_reads_zero_in_model_info(
     traffic_client: TestClient, traffic_source: FakeSource
 ) -> None:
+    """After a reload, retired versions read 0 in model info and the canary weight is 0."""
     traffic_source.state = DesiredState(champion=2)
     traffic_client.post("/admin/reload", headers=AUTH)
     s = scrape(traffic_client)
@@ -158,6 +162,7 @@ def test_a_retired_version_reads_zero_in_model_info(
 def test_with_metrics_off_the_request_series_stay_empty(
     make_client: Callable[..., TestClient],
 ) -> None:
+    """With metrics off, request series stay at zero while model info is still set."""
     client = make_client(metrics_enabled=False)
     client.post("/predict", json=predict_body())
     s = scrape(client)

@@ -22,10 +22,12 @@ def _only_error(response: Any) -> dict[str, Any]:
 
 
 def test_the_record_has_exactly_the_contract_features_plus_the_routing_key() -> None:
+    """A record has exactly the contract's features, after the customer_id routing key."""
     assert list(FeatureRecord.model_fields) == ["customer_id", *(f.name for f in FEATURES)]
 
 
 def test_numeric_bounds_in_the_openapi_schema_are_the_contract_bounds() -> None:
+    """The OpenAPI schema's numeric bounds are the contract's bounds."""
     properties = PredictRequest.model_json_schema()["$defs"]["FeatureRecord"]["properties"]
     for f in FEATURES:
         if isinstance(f, NumericFeature) and not f.nullable:
@@ -55,6 +57,7 @@ def test_numeric_bounds_in_the_openapi_schema_are_the_contract_bounds() -> None:
 def test_a_broken_rule_gets_a_422_naming_the_field_and_the_rule(
     client: TestClient, changes: dict[str, Any], field: str, rule: str, error_type: str
 ) -> None:
+    """Each broken rule gets a 422 naming the field, the contract rule and the error type."""
     error = _only_error(client.post("/predict", json=predict_body(record(**changes))))
     assert error["field"] == field
     assert error["rule"] == rule
@@ -62,6 +65,7 @@ def test_a_broken_rule_gets_a_422_naming_the_field_and_the_rule(
 
 
 def test_a_missing_field_is_named_as_required(client: TestClient) -> None:
+    """A missing field is a 422 naming it as required, with its rule."""
     body = record()
     del body["loan_amount"]
     error = _only_error(client.post("/predict", json=predict_body(body)))
@@ -71,6 +75,7 @@ def test_a_missing_field_is_named_as_required(client: TestClient) -> None:
 
 
 def test_the_detail_line_summarises_the_first_error_and_counts_the_rest(client: TestClient) -> None:
+    """The detail line states the first error and rule and counts the others."""
     response = client.post("/predict", json=predict_body(record(age=5, segment="x")))
     assert response.json()["detail"] == (
         "records[0].age: Input should be greater than or equal to 18 "
@@ -79,11 +84,13 @@ def test_the_detail_line_summarises_the_first_error_and_counts_the_rest(client: 
 
 
 def test_an_integral_number_is_an_integer_as_in_json_schema(client: TestClient) -> None:
+    """A whole number written as 41.0 is accepted as an integer, as JSON Schema allows."""
     response = client.post("/predict", json=predict_body(record(age=41.0)))
     assert response.status_code == 200, response.text
 
 
 def test_nullable_features_may_be_null_or_omitted(client: TestClient) -> None:
+    """Nullable features may be null or left out."""
     omitted = record()
     del omitted["employment_years"]
     response = client.post("/predict", json=predict_body(record(debt_to_income=None), omitted))
@@ -91,6 +98,7 @@ def test_nullable_features_may_be_null_or_omitted(client: TestClient) -> None:
 
 
 def test_not_a_finite_number_is_refused(client: TestClient) -> None:
+    """NaN in a numeric field is refused as not a finite number."""
     body = '{"records": [' + str(record()).replace("'", '"').replace("0.11", "NaN") + "]}"
     response = client.post("/predict", content=body, headers={"content-type": "application/json"})
     error = _only_error(response)
@@ -99,6 +107,7 @@ def test_not_a_finite_number_is_refused(client: TestClient) -> None:
 
 @pytest.mark.parametrize("count", [0, MAX_BATCH_RECORDS + 1])
 def test_a_batch_outside_the_bounds_is_refused(client: TestClient, count: int) -> None:
+    """An empty batch or one over MAX_BATCH_RECORDS is refused."""
     response = client.post("/predict", json={"records": [record()] * count})
     error = _only_error(response)
     assert error["field"] == "records"
@@ -106,6 +115,7 @@ def test_a_batch_outside_the_bounds_is_refused(client: TestClient, count: int) -
 
 
 def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
+    """Malformed JSON is a 422 json_invalid, not a 500."""
     response = client.post(
         "/predict", content=b'{"records": [', headers={"content-type": "application/json"}
     )
@@ -114,6 +124,7 @@ def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
 
 
 def test_an_invalid_request_id_header_is_refused_by_name(client: TestClient) -> None:
+    """An invalid X-Request-ID header is refused, naming the header and its rule."""
     response = client.post("/predict", json=predict_body(), headers={"X-Request-ID": "a b"})
     error = _only_error(response)
     assert error["field"] == "header.X-Request-ID"
@@ -121,6 +132,7 @@ def test_an_invalid_request_id_header_is_refused_by_name(client: TestClient) -> 
 
 
 def test_contract_rules_read_naturally() -> None:
+    """A contract rule reads as range, unit and whether null is allowed."""
     from features import feature
 
     assert contract_rule(feature("employment_years")) == "a number in [0.0, 60.0] (years) or null"

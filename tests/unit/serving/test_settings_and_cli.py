@@ -31,16 +31,19 @@ def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.mark.parametrize("environment", ["staging", "production"])
 @pytest.mark.parametrize("token", ["changeme", "secret", "short-token"])
 def test_a_placeholder_or_short_token_is_refused_outside_dev(environment: str, token: str) -> None:
+    """A placeholder or short admin token is refused in staging and production."""
     with pytest.raises(ValidationError, match="MLPLAT_SERVING_ADMIN_TOKEN must be a secret"):
         ServingSettings(environment=environment, admin_token=token, _env_file=None)
 
 
 def test_dev_mode_tolerates_the_placeholder_but_knows_it() -> None:
+    """Dev mode accepts the placeholder token and flags it as a placeholder."""
     settings = ServingSettings(environment="dev", _env_file=None)
     assert settings.token_is_placeholder
 
 
 def test_the_default_environment_is_production_so_forgetting_the_token_fails_closed() -> None:
+    """The default environment is production, so no token means the settings fail."""
     with pytest.raises(ValidationError):
         ServingSettings(_env_file=None)
 
@@ -48,6 +51,7 @@ def test_the_default_environment_is_production_so_forgetting_the_token_fails_clo
 def test_settings_are_read_from_prefixed_environment_variables(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """Settings are read from MLPLAT_SERVING_ variables and cached by get_settings()."""
     monkeypatch.setenv("MLPLAT_SERVING_ADMIN_TOKEN", GOOD_TOKEN)
     monkeypatch.setenv("MLPLAT_SERVING_BATCH_MAX_ROWS", "7")
     monkeypatch.setenv("MLPLAT_HOME", str(tmp_path))
@@ -58,6 +62,7 @@ def test_settings_are_read_from_prefixed_environment_variables(
 
 
 def test_an_explicit_inference_log_url_wins() -> None:
+    """An explicit inference log URL is used instead of the default file."""
     url = "postgresql+psycopg://postgres@127.0.0.1/mlplat"
     settings = ServingSettings(environment="dev", inference_log_url=url, _env_file=None)
     assert settings.resolved_inference_log_url == url
@@ -66,6 +71,7 @@ def test_an_explicit_inference_log_url_wins() -> None:
 def test_serve_refuses_to_start_with_a_placeholder_token_and_says_why(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The serve command exits 1 on a placeholder token in production, saying why."""
     monkeypatch.setenv("MLPLAT_SERVING_ENVIRONMENT", "production")
     result = CliRunner().invoke(serve, ["--port", "9"])
     assert result.exit_code == 1
@@ -75,6 +81,7 @@ def test_serve_refuses_to_start_with_a_placeholder_token_and_says_why(
 
 
 def test_multiprocess_dir_is_made_fresh_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without PROMETHEUS_MULTIPROC_DIR a fresh empty folder is made and exported."""
     monkeypatch.delenv(MULTIPROC_ENV, raising=False)
     path, made = prepare_multiprocess_dir()
     try:
@@ -88,6 +95,7 @@ def test_multiprocess_dir_is_made_fresh_when_unset(monkeypatch: pytest.MonkeyPat
 def test_a_given_multiprocess_dir_loses_only_stale_metric_files(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """A given multiprocess folder loses its stale metric files and keeps other files."""
     (tmp_path / "counter_123.db").write_bytes(b"old")
     (tmp_path / "gauge_livesum_9.db").write_bytes(b"old")
     (tmp_path / "notes.txt").write_text("keep me")
