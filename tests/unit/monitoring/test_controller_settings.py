@@ -26,12 +26,14 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize("token", ["changeme", "secret", "short-token"])
 def test_a_placeholder_webhook_token_is_refused_outside_dev_mode(token: str) -> None:
+    """A placeholder webhook token is refused in production and accepted in dev mode."""
     with pytest.raises(ValidationError, match="MLPLAT_MONITOR_WEBHOOK_TOKEN must be a secret"):
         MonitorSettings(webhook_token=token, environment="production")
     assert MonitorSettings(webhook_token=token, environment="dev").webhook_enabled
 
 
 def test_no_token_disables_the_webhook_without_refusing_to_start() -> None:
+    """Without a token the webhook is off, and the settings still load in production."""
     settings = MonitorSettings(environment="production")
     assert not settings.webhook_enabled
 
@@ -39,6 +41,7 @@ def test_no_token_disables_the_webhook_without_refusing_to_start() -> None:
 def test_settings_read_the_environment_with_nested_judge_fields(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """Settings read MLPLAT_ variables, nested judge fields and the service's log URL."""
     monkeypatch.setenv("MLPLAT_HOME", str(tmp_path))
     monkeypatch.setenv("MLPLAT_MONITOR_JUDGE__ERROR_RATE_FLOOR", "0.002")
     monkeypatch.setenv("MLPLAT_MONITOR_SERVING_METRICS_URLS", '["http://a:8000/metrics"]')
@@ -51,6 +54,7 @@ def test_settings_read_the_environment_with_nested_judge_fields(
 
 
 def test_the_inference_log_defaults_to_the_services_default_file(tmp_path: Path) -> None:
+    """The inference log defaults to the service's SQLite file under the home folder."""
     settings = MonitorSettings(home=tmp_path)
     assert settings.resolved_inference_log_url == f"sqlite:///{tmp_path.resolve()}/inference-log.db"
 
@@ -65,12 +69,14 @@ def test_the_inference_log_defaults_to_the_services_default_file(tmp_path: Path)
     ],
 )
 def test_bad_settings_are_refused_naming_the_field(field: str, value: object, message: str) -> None:
+    """A bad URL, interval or retrain command is refused with a message naming the field."""
     with pytest.raises(ValidationError, match=message) as info:
         MonitorSettings(**{field: value})  # type: ignore[arg-type]
     assert field in str(info.value)
 
 
 def test_a_judge_config_file_replaces_the_defaults(tmp_path: Path) -> None:
+    """A judge config file's values replace the JudgeConfig defaults."""
     path = tmp_path / "judge.yml"
     path.write_text("min_windows_before_promote: 5\nerror_rate_floor: 0.003\n", encoding="utf-8")
     config = MonitorSettings(judge_config_file=path).judge_config()
@@ -78,6 +84,7 @@ def test_a_judge_config_file_replaces_the_defaults(tmp_path: Path) -> None:
 
 
 def test_a_bad_judge_config_file_is_refused_naming_the_field(tmp_path: Path) -> None:
+    """An invalid or missing judge config file raises MonitorSettingsError saying why."""
     path = tmp_path / "judge.yml"
     path.write_text("error_rate_floor: 0.5\nerror_rate_margin: 0.01\n", encoding="utf-8")
     with pytest.raises(MonitorSettingsError, match=r"error_rate_floor .* must not exceed"):
@@ -87,6 +94,7 @@ def test_a_bad_judge_config_file_is_refused_naming_the_field(tmp_path: Path) -> 
 
 
 def test_a_judge_file_and_judge_variables_together_are_refused(tmp_path: Path) -> None:
+    """A judge config file and judge settings given together are refused."""
     with pytest.raises(ValidationError, match="judge_config_file and judge"):
         MonitorSettings(judge_config_file=tmp_path / "j.yml", judge=JudgeConfig())
 
@@ -108,6 +116,7 @@ def newest_first(*events: DeploymentEvent) -> list[DeploymentEvent]:
 
 
 def test_the_canary_starts_when_it_first_got_traffic_and_a_ramp_keeps_that_start() -> None:
+    """A canary starts when it first got traffic; a later weight change keeps that start."""
     history = newest_first(
         event(1, Action.BOOTSTRAP, DeploymentState(champion=1)),
         event(2, Action.CHALLENGER, DeploymentState(champion=1, challenger=2)),
@@ -119,6 +128,7 @@ def test_the_canary_starts_when_it_first_got_traffic_and_a_ramp_keeps_that_start
 
 
 def test_a_resumed_canary_starts_afresh_and_an_unknown_one_has_no_start() -> None:
+    """A paused then resumed canary starts at the resume; an unknown version has no start."""
     live = DeploymentState(champion=1, challenger=2, canary_weight=0.2)
     history = newest_first(
         event(1, Action.CANARY, live),
@@ -143,6 +153,7 @@ def request(at: datetime, share: float = 0.5) -> RetrainRequest:
 def test_the_retrain_trigger_fires_once_per_cooldown_and_remembers_across_restarts(
     tmp_path: Path,
 ) -> None:
+    """The retrain trigger fires once per cooldown, not below threshold, and persists decisions."""
     state = tmp_path / "monitor" / "retrain-decisions.json"
     trigger = DriftRetrainTrigger(state, threshold=0.3, cooldown=timedelta(hours=6))
     first = trigger(request(T0))
@@ -161,6 +172,7 @@ def test_the_retrain_trigger_fires_once_per_cooldown_and_remembers_across_restar
 
 
 def test_the_retrain_trigger_starts_its_command_detached_with_the_numbers(tmp_path: Path) -> None:
+    """On firing, the retrain command runs with the drift share and evidence filled in."""
     out = tmp_path / "started.txt"
     script = "import sys, pathlib; pathlib.Path(sys.argv[1]).write_text(' '.join(sys.argv[2:]))"
     trigger = DriftRetrainTrigger(

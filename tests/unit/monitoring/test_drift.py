@@ -97,6 +97,7 @@ def test_uncalibrated_evidently_default_threshold_would_alarm_on_clean_windows(
 def test_a_window_below_min_window_rows_is_insufficient_data_with_no_claims(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """A window under min_window_rows is insufficient data: no features, no verdict, no action."""
     shifted = apply_scenario(window(7, rows=150), "covariate-shift", 3.0, seed=1)
     result = check(reference, shifted, calibration)
     assert result.status == "insufficient-data"
@@ -133,6 +134,7 @@ def test_per_column_false_alarm_rate_is_split_over_the_checked_columns(
 def test_covariate_shift_flags_credit_score_and_not_the_other_features(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """A covariate shift flags credit_score and at most one other feature, not the dataset."""
     shifted = scored(apply_scenario(generate(WINDOW_ROWS, 7), "covariate-shift", 1.0, seed=1))
     result = check(reference, shifted, calibration)
     assert result.status == "drift"
@@ -144,6 +146,7 @@ def test_covariate_shift_flags_credit_score_and_not_the_other_features(
 def test_unseen_category_flags_loan_purpose(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """An unseen category flags loan_purpose alone, scored by Jensen-Shannon, not as nulls."""
     drifted = apply_scenario(window(8), "unseen-category", 0.2, seed=1)
     result = check(reference, drifted, calibration)
     assert result.drifted_features == ("loan_purpose",)
@@ -155,6 +158,7 @@ def test_unseen_category_flags_loan_purpose(
 def test_serving_skew_flags_annual_income(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """Serving skew flags annual_income with a score over five times its threshold."""
     skewed = apply_scenario(window(9), "serving-skew", 1.0, seed=1)
     result = check(reference, skewed, calibration)
     assert "annual_income" in result.drifted_features
@@ -180,6 +184,7 @@ def test_null_spike_is_flagged_as_a_null_spike_of_debt_to_income(
 def test_an_all_null_column_is_reported_without_a_score_and_without_crashing(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """An all-null column is drifted as a null spike with no score, and the result is JSON."""
     spiked = apply_scenario(window(11), "null-spike", 1.0, seed=1)
     result = check(reference, spiked, calibration)
     dti = next(f for f in result.features if f.feature == "debt_to_income")
@@ -193,6 +198,7 @@ def test_an_all_null_column_is_reported_without_a_score_and_without_crashing(
 def test_prediction_drift_is_detected_when_the_scores_shift_but_inputs_do_not(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """Shifted scores on unchanged inputs are prediction drift, with no feature drifted."""
     current = window(12)
     logit = np.log(current["probability"] / (1 - current["probability"]))
     current = current.assign(probability=1 / (1 + np.exp(-(logit + 0.5))))
@@ -206,6 +212,7 @@ def test_prediction_drift_is_detected_when_the_scores_shift_but_inputs_do_not(
 def test_prediction_column_names_are_configurable(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """The window's prediction column is configurable; the default name is required otherwise."""
     config = DriftConfig(window_prediction_column="score")
     current = window(13).rename(columns={"probability": "score"})
     result = check_drift(reference, current, calibration, config)
@@ -218,6 +225,7 @@ def test_prediction_column_names_are_configurable(
 def test_broad_drift_marks_the_dataset_as_drifted(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """Four scenarios at once drift the dataset, and the recommendation is critical."""
     broken = window(14)
     for name in ("covariate-shift", "unseen-category", "null-spike", "serving-skew"):
         broken = apply_scenario(broken, name, seed=2)
@@ -246,6 +254,7 @@ def test_calibration_split_scoring_equals_the_check_distance(reference: pd.DataF
 
 
 def test_wasserstein_is_scipys_distance_normed_by_the_reference_std() -> None:
+    """The Wasserstein score is scipy's distance divided by the reference's standard deviation."""
     from scipy import stats
 
     rng = np.random.default_rng(3)
@@ -256,6 +265,7 @@ def test_wasserstein_is_scipys_distance_normed_by_the_reference_std() -> None:
 
 
 def test_an_unknown_category_is_finite_under_jensen_shannon_and_psi() -> None:
+    """A category unseen in the reference gives finite, positive Jensen-Shannon and PSI scores."""
     ref = pd.Series(["a"] * 60 + ["b"] * 40, name="c")
     cur = pd.Series(["a"] * 50 + ["b"] * 30 + ["new"] * 20, name="c")
     js = column_distance(ref, cur, "jensenshannon", "categorical")
@@ -297,6 +307,7 @@ def test_evidently_report_shows_the_same_scores_as_the_check(
 def test_evidently_stattests_agree_with_the_port_for_every_method(
     reference: pd.DataFrame,
 ) -> None:
+    """Our distances equal Evidently's stattests for every method and column kind."""
     from evidently.legacy.calculations.stattests.registry import get_registered_stattest
     from evidently.legacy.core import ColumnType
 
@@ -325,6 +336,7 @@ def test_html_report_is_written_self_contained_and_without_network(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The HTML report is self-contained, opens no connection and leaves no temp file."""
     import socket
 
     from monitoring.drift import write_html_report
@@ -349,6 +361,7 @@ def test_html_report_is_written_self_contained_and_without_network(
 def test_report_file_is_replaced_atomically_or_not_at_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A failed report write leaves the old file intact and no temp file behind."""
     path = tmp_path / "report.html"
     drift_report.write_atomically(path, "<html>old</html>")
 
@@ -368,6 +381,7 @@ def test_report_file_is_replaced_atomically_or_not_at_all(
 def test_a_calibration_of_another_reference_is_refused(
     calibration: DriftCalibration, config: DriftConfig
 ) -> None:
+    """A calibration made on another reference is refused."""
     other = scored(generate(REFERENCE_ROWS, seed=2), column="prediction")
     with pytest.raises(CalibrationMismatchError, match="another reference"):
         check_drift(other, window(18), calibration, config)
@@ -376,6 +390,7 @@ def test_a_calibration_of_another_reference_is_refused(
 def test_a_calibration_with_other_methods_is_refused(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """A calibration made with other distance methods is refused, naming the feature."""
     with pytest.raises(
         CalibrationMismatchError,
         match="age: calibrated with 'wasserstein' but the config uses 'psi'",
@@ -386,6 +401,7 @@ def test_a_calibration_with_other_methods_is_refused(
 def test_a_calibration_with_another_strictness_is_refused(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """A calibration made with other sigmas is refused, stating what it was made with."""
     with pytest.raises(CalibrationMismatchError, match="sigmas=3, tail_model='gamma'"):
         check_drift(reference, window(19), calibration, DriftConfig(sigmas=4.0))
 
@@ -393,6 +409,7 @@ def test_a_calibration_with_another_strictness_is_refused(
 def test_a_window_smaller_than_the_calibrated_one_is_refused(
     reference: pd.DataFrame, calibration: DriftCalibration, config: DriftConfig
 ) -> None:
+    """A window smaller than the calibrated size is refused, saying to calibrate for it."""
     with pytest.raises(CalibrationMismatchError, match="calibrate for <= 600"):
         check_drift(reference, window(20, rows=600), calibration, config)
 
@@ -400,6 +417,7 @@ def test_a_window_smaller_than_the_calibrated_one_is_refused(
 def test_calibration_needs_a_reference_twice_the_window(
     reference: pd.DataFrame, config: DriftConfig
 ) -> None:
+    """Calibrating needs a reference twice the window and a window of min_window_rows."""
     with pytest.raises(CalibrationError, match="at least 8000 rows"):
         calibrate(reference, 4_000, config)
     with pytest.raises(CalibrationError, match="min_window_rows=200"):
@@ -409,6 +427,7 @@ def test_calibration_needs_a_reference_twice_the_window(
 def test_a_missing_or_mistyped_column_is_named(
     reference: pd.DataFrame, calibration: DriftCalibration, config: DriftConfig
 ) -> None:
+    """A missing or non-numeric window column raises DriftInputError naming it."""
     with pytest.raises(DriftInputError, match="'segment'"):
         check_drift(reference, window(21).drop(columns=["segment"]), calibration, config)
     bad = window(22).assign(age="forty")
@@ -417,17 +436,20 @@ def test_a_missing_or_mistyped_column_is_named(
 
 
 def test_config_rejects_a_feature_outside_the_contract() -> None:
+    """DriftConfig refuses a feature that is not in the contract."""
     with pytest.raises(ValidationError, match="'salary' is not a contract feature"):
         DriftConfig(features=("age", "salary"))
 
 
 def test_calibration_round_trips_through_json(calibration: DriftCalibration) -> None:
+    """A calibration survives a JSON round trip unchanged."""
     assert DriftCalibration.model_validate_json(calibration.model_dump_json()) == calibration
 
 
 def test_detector_uses_the_largest_calibrated_size_not_above_the_window(
     reference: pd.DataFrame,
 ) -> None:
+    """The detector calibrates for the largest size not above the window, and caches it."""
     detector = DriftDetector(reference, DriftConfig(calibration_chunks=20))
     assert [detector.rung(n) for n in (200, 399, 400, 1_500, 50_000)] == [
         200,
@@ -444,6 +466,7 @@ def test_detector_uses_the_largest_calibrated_size_not_above_the_window(
 
 
 def test_detector_refuses_a_reference_too_small_for_the_minimum_window() -> None:
+    """The detector refuses a reference too small for the minimum window."""
     with pytest.raises(CalibrationError, match="at least 400"):
         DriftDetector(scored(generate(300, 1), column="prediction"))
 
@@ -452,12 +475,14 @@ def test_detector_refuses_a_reference_too_small_for_the_minimum_window() -> None
 
 
 def test_drift_actions_cannot_express_a_rollback() -> None:
+    """Rollback is not among the drift actions: drift never rolls back."""
     assert "rollback" not in typing.get_args(DriftAction)
 
 
 def test_champion_input_drift_alerts_and_triggers_retraining_never_a_rollback(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """Input drift on the champion alerts and retrains (warning), saying a rollback won't help."""
     shifted = scored(apply_scenario(generate(WINDOW_ROWS, 24), "covariate-shift", 1.0, seed=1))
     advice = recommend(check(reference, shifted, calibration), "champion")
     assert advice.actions == ("alert", "retrain")
@@ -470,6 +495,7 @@ def test_champion_input_drift_alerts_and_triggers_retraining_never_a_rollback(
 def test_canary_input_drift_is_context_for_the_judge_not_an_action(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """Input drift on a canary only informs the judge: no alert, no retrain."""
     shifted = scored(apply_scenario(generate(WINDOW_ROWS, 25), "covariate-shift", 1.0, seed=1))
     advice = recommend(check(reference, shifted, calibration), "canary")
     assert advice.actions == ("inform-judge",)
@@ -480,6 +506,7 @@ def test_canary_input_drift_is_context_for_the_judge_not_an_action(
 def test_champion_prediction_drift_alone_alerts_without_retraining(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """Prediction drift alone on the champion alerts without retraining."""
     current = window(26)
     current = current.assign(probability=np.clip(current["probability"] * 1.6, 0, 1))
     advice = recommend(check(reference, current, calibration), "champion")
@@ -489,6 +516,7 @@ def test_champion_prediction_drift_alone_alerts_without_retraining(
 def test_a_clean_window_recommends_nothing(
     reference: pd.DataFrame, calibration: DriftCalibration
 ) -> None:
+    """A clean window recommends no action at severity none, and serialises to JSON."""
     advice = recommend(check(reference, window(27), calibration), "champion")
     assert advice.actions == ()
     assert advice.severity == "none"

@@ -66,6 +66,7 @@ def serve(
 
 
 def test_scrape_counts_from_the_first_scrape_of_a_canary_not_from_the_service_start() -> None:
+    """Scraped counts start at the canary's first scrape, with errors and latency per variant."""
     service = Service()
     serve(service.metrics, "champion", "1", 50, 0.01)  # before the controller looked
     source = service.source()
@@ -87,6 +88,7 @@ def test_scrape_counts_from_the_first_scrape_of_a_canary_not_from_the_service_st
 
 
 def test_scrape_ignores_client_errors_they_are_not_the_models_fault() -> None:
+    """Client errors (bad input, too large, overloaded) are not counted as canary errors."""
     service = Service()
     source = service.source()
     source.counts(1, 2, T0, T0)
@@ -98,6 +100,7 @@ def test_scrape_ignores_client_errors_they_are_not_the_models_fault() -> None:
 
 
 def test_scrape_folds_in_a_service_restart_like_rate_does() -> None:
+    """A service restart's counter reset is folded in as Prometheus' rate() does."""
     service = Service()
     serve(service.metrics, "canary", "2", 5, 0.01)
     source = service.source()
@@ -110,6 +113,7 @@ def test_scrape_folds_in_a_service_restart_like_rate_does() -> None:
 
 
 def test_scrape_starts_afresh_for_a_new_canary() -> None:
+    """A new canary version starts counting from zero."""
     service = Service()
     source = service.source()
     source.counts(1, 2, T0, T0)
@@ -120,6 +124,7 @@ def test_scrape_starts_afresh_for_a_new_canary() -> None:
 
 
 def test_scrape_sums_instances() -> None:
+    """Counts scraped from several service instances are summed."""
     a, b = Service(), Service()
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -136,6 +141,7 @@ def test_scrape_sums_instances() -> None:
 
 
 def test_scrape_of_a_down_service_raises_source_unavailable_naming_it() -> None:
+    """A down service raises SourceUnavailable naming its URL, held as unreachable."""
     service = Service()
     service.down = True
     with pytest.raises(
@@ -146,6 +152,7 @@ def test_scrape_of_a_down_service_raises_source_unavailable_naming_it() -> None:
 
 
 def test_scrape_needs_at_least_one_url() -> None:
+    """A scrape source needs at least one /metrics URL."""
     with pytest.raises(ValueError, match="at least one /metrics URL"):
         ScrapeSource(httpx.Client(), [])
 
@@ -202,6 +209,7 @@ class FakePrometheus:
 
 
 def test_prometheus_counts_are_increases_over_the_canary_lifetime() -> None:
+    """Prometheus counts are increase() over the canary's life, server errors only, at its end."""
     prometheus = FakePrometheus()
     counts = prometheus.source().counts(1, 2, T0, T0 + timedelta(seconds=125.2))
     assert counts["champion"] == VariantCounts(
@@ -225,12 +233,15 @@ def test_prometheus_counts_are_increases_over_the_canary_lifetime() -> None:
 def test_prometheus_that_no_longer_scrapes_the_service_reports_stale_metrics(
     up: list[float], message: str
 ) -> None:
+    """No scraped target, or a target down, is SourceUnavailable held as stale metrics."""
     with pytest.raises(SourceUnavailable, match=message) as info:
         FakePrometheus(up).source().counts(1, 2, T0, T0)
     assert info.value.hold_reason == "stale_metrics"
 
 
 def test_unreachable_prometheus_raises_source_unavailable() -> None:
+    """An unreachable Prometheus raises SourceUnavailable naming its URL."""
+
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
@@ -241,6 +252,8 @@ def test_unreachable_prometheus_raises_source_unavailable() -> None:
 
 
 def test_a_refused_query_raises_source_unavailable_with_prometheus_error() -> None:
+    """A query Prometheus refuses raises SourceUnavailable with the status and its error."""
+
     def bad(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, json={"status": "error", "error": "parse error at char 3"})
 
@@ -268,6 +281,7 @@ def record(ts: datetime, request: str, variant: str, version: int, p: float) -> 
 def test_log_source_reads_scores_labels_and_windows_of_one_version(
     log_store: InferenceLogStore,
 ) -> None:
+    """The log source reads one variant and version's scores, labels and newest rows in a window."""
     log_store.write(
         [
             record(T0 - timedelta(seconds=5), "early", "canary", 2, 0.9),  # before the window
@@ -292,6 +306,7 @@ def test_log_source_reads_scores_labels_and_windows_of_one_version(
 
 
 def test_a_log_the_service_has_not_written_yet_reads_as_empty(tmp_path: Path) -> None:
+    """An inference log the service has not created yet reads as empty."""
     source = InferenceLogSource(InferenceLogReader(f"sqlite:///{tmp_path / 'never-written.db'}"))
     end = T0 + timedelta(minutes=1)
     assert source.scores("canary", 2, T0, end).size == 0
@@ -299,6 +314,7 @@ def test_a_log_the_service_has_not_written_yet_reads_as_empty(tmp_path: Path) ->
 
 
 def test_an_unreadable_log_is_unavailable_and_says_which(tmp_path: Path) -> None:
+    """An unreadable inference log raises SourceUnavailable naming it, for every read."""
     not_a_database = tmp_path / "log.db"
     not_a_database.mkdir()  # sqlite cannot open a directory
     source = InferenceLogSource(InferenceLogReader(f"sqlite:///{not_a_database}"))
@@ -316,6 +332,7 @@ def test_an_unreadable_log_is_unavailable_and_says_which(tmp_path: Path) -> None
 
 
 def test_observation_from_sources_lets_the_judge_roll_back_a_failing_canary() -> None:
+    """An observation built from source data lets the judge roll back a failing canary."""
     rng = np.random.default_rng(0)
     counts = {
         "champion": VariantCounts(requests=5000, errors=5),
@@ -334,12 +351,14 @@ def test_observation_from_sources_lets_the_judge_roll_back_a_failing_canary() ->
 
 
 def test_the_reference_is_read_where_the_pipeline_logs_it() -> None:
+    """Monitoring reads the drift reference at the artifact path the pipeline logs it to."""
     from pipeline import tracking
 
     assert REFERENCE_ARTIFACT == tracking.REFERENCE_ARTIFACT
 
 
 def test_counts_latency_summary_reads_the_histogram() -> None:
+    """The latency summary of counts is read from the cumulative histogram buckets."""
     bounds = (*(float(b) for b in LATENCY_BUCKETS), math.inf)
     cumulative = tuple(100.0 if b >= 0.05 else 0.0 for b in bounds)
     latency = VariantCounts(100, 0, bounds, cumulative).latency()
