@@ -2,7 +2,7 @@
 
 Traffic from a fixed set of customers, each with its own error rate and latency (a realistic B2B
 shape: a few heavy customers, many light ones), routed by the service's own rule
-(:func:`serving.routing.variant_at` on the customer's hash, salted by the canary's version), so
+(:func:`interfaces.routing.variant_at` on the customer's hash, salted by the canary's version), so
 the canary keeps the same customers from window to window. A test sets what differs between
 the variants; everything else is shared.
 """
@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import special
 
 from features import FEATURE_NAMES, SEGMENT
+from interfaces.routing import CANARY, canary_salt, key_hash, variant_at
 from serving.inference_log import FailedRecord, InferenceRecord
-from serving.routing import CANARY, canary_salt, key_hash, variant_at
 
 SEGMENTS = ("mass", "affluent", "small_business")
 SEGMENT_SHARES = (0.6, 0.3, 0.1)

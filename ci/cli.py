@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 from ci.deploy import MAX_CANARY_WEIGHT
+from interfaces.files import write_text_atomically
 
 if TYPE_CHECKING:
     from registry import DeploymentEvent
@@ -72,10 +73,7 @@ def _write_json(payload: dict[str, Any], out: Path | None) -> None:
     if out is None:
         click.echo(text)
         return
-    tmp = out.with_name(out.name + ".tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(text + "\n")
-    tmp.replace(out)
+    write_text_atomically(out, text + "\n")
 
 
 seed_option = click.option(

@@ -3,7 +3,7 @@
 The CI workflow's canary job, ``mlplat deploy canary`` and ``mlplat deploy promote`` call these
 functions, so the same rules hold whoever ships: only a version the service would serve — it
 passed the evaluation gate and was never rejected, the one rule in
-:func:`serving.admission.vet` — may take traffic or become champion, and a canary never takes
+:func:`registry.admission.vet` — may take traffic or become champion, and a canary never takes
 more than ``MAX_CANARY_WEIGHT`` of the traffic (a canary that takes most of the traffic is a
 deploy, not a canary).
 
@@ -23,7 +23,7 @@ from registry import (
     ModelRegistry,
     ModelVersionInfo,
 )
-from serving.admission import Veto, vet
+from registry.admission import Veto, vet
 
 __all__ = [
     "MAX_CANARY_WEIGHT",
@@ -50,7 +50,7 @@ class NotServableError(InvalidMoveError):
 
     Attributes:
         version: The refused version.
-        veto: The service's reason (:func:`serving.admission.vet`): ``rejected`` or
+        veto: The service's reason (:func:`registry.admission.vet`): ``rejected`` or
             ``gate_not_passed``.
     """
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import mlflow
 
+from interfaces.tags import CODE_VERSION_TAG, DATA_DIGEST_TAG, GATE_PASSED, GATE_VERDICT_TAG
 from pipeline import (
     PipelineConfig,
     code_version,
@@ -175,9 +176,9 @@ def run_pipeline(
 
     report("register", "running", "")
     lineage = {
-        "mlplat.data_digest": digest,
-        "mlplat.code_version": code_version(),
-        "mlplat.gate_verdict": "passed",
+        DATA_DIGEST_TAG: digest,
+        CODE_VERSION_TAG: code_version(),
+        GATE_VERDICT_TAG: GATE_PASSED,
         "mlplat.scenario": request.scenario or "none",
     }
     version = registry.register(model_uri, run_id, lineage, reason=request.reason)

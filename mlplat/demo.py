@@ -139,9 +139,10 @@ def run_demo(config: DemoConfig, out: Path, console: Console) -> dict[str, Any]:
         KeyboardInterrupt: Re-raised after everything was stopped and the summary written.
         FileExistsError: ``out`` holds files the demo did not write.
     """
+    from interfaces.files import write_json_atomically
     from mlplat.demo_progress import DemoProgress
     from mlplat.demo_scenarios import ScenarioResult, champion_drift, good_canary, skew_canary
-    from mlplat.demo_summary import build_summary, write_json_atomically
+    from mlplat.demo_summary import build_summary
     from mlplat.demo_world import DemoPaths, DemoWorld
 
     paths = DemoPaths(out)

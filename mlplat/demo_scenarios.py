@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from ci.stages import RunRequest, RunSummary
+from interfaces.routing import CANARY, CHAMPION
 from mlplat.demo_training import DTI_COLUMN, annualised_debt_to_income
 from mlplat.demo_world import DemoTimeout, DemoWorld
 from monitoring.controller import CanaryReport, CycleReport, DriftReport
 from registry import Action, DeploymentEvent, RegistryError
-from serving.routing import CANARY, CHAMPION
 
 __all__ = [
     "FINISHED",

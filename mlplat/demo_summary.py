@@ -7,17 +7,14 @@ JSON.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from mlplat.demo_scenarios import ScenarioResult
 
-__all__ = ["build_summary", "headline", "summary_table", "write_json_atomically"]
+__all__ = ["build_summary", "headline", "summary_table"]
 
 
 def build_summary(
@@ -57,15 +54,6 @@ def build_summary(
         "files": dict(files),
         "config": dict(config),
     }
-
-
-def write_json_atomically(path: Path, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` as indented JSON: a temp file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

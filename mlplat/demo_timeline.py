@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,15 @@ from typing import Final, Literal
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.sources import SERVER_ERROR_CLASSES
-from serving.metrics import (
+from interfaces.files import write_atomically
+from interfaces.metric_names import (
     CANARY_WEIGHT_RATIO,
     ERRORS_TOTAL,
     LABELED_PREDICTIONS_TOTAL,
     PREDICTIONS_TOTAL,
 )
-from serving.routing import CANARY, CHAMPION, VARIANTS
+from interfaces.routing import CANARY, CHAMPION, VARIANTS
+from monitoring.sources import SERVER_ERROR_CLASSES
 
 __all__ = [
     "Marker",
@@ -311,10 +311,7 @@ def plot_timeline(
     starts = [*t, *(p.start for p in shown)]
     if ends:
         drift.set_xlim(min(starts), max(ends))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    figure.savefig(tmp, format="png")
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: figure.savefig(tmp, format="png"))
     return path
 
 

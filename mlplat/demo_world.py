@@ -37,6 +37,8 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from ci.deploy import start_canary
+from interfaces.metric_names import FEATURE_DRIFT_SCORE
+from interfaces.routing import CANARY, CHAMPION
 from mlplat.demo_config import DemoConfig
 from mlplat.demo_processes import (
     ChildProcess,
@@ -50,8 +52,6 @@ from mlplat.demo_training import DemoTrainer
 from monitoring.controller import Controller, CycleReport
 from monitoring.metrics import ControllerMetrics
 from registry import DeploymentEvent, ModelRegistry, RegistrySettings, open_registry
-from serving.metrics import FEATURE_DRIFT_SCORE
-from serving.routing import CANARY, CHAMPION
 
 __all__ = ["DemoPaths", "DemoProcessError", "DemoTimeout", "DemoWorld", "TrafficStats"]
 

@@ -6,7 +6,6 @@ statistics can be lifted without the controller's MLflow and serving dependencie
 
 - :mod:`monitoring.drift` — calibrated per-feature drift checks and the drift policy.
 - :mod:`monitoring.judge` — the sequential canary judge (:class:`monitoring.judge.CanaryJudge`).
-- :mod:`monitoring.peers` — Argo-Rollouts-style and Kayenta-style judges, for comparison.
 - :mod:`monitoring.metrics` — the controller's Prometheus metrics.
 - :mod:`monitoring.sources` — what the controller reads: Prometheus, a direct scrape of the
   service's ``/metrics``, the inference log, the reference samples.
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from monitoring.app import build_controller, create_app
-    from monitoring.bench import run_judge_benchmark
     from monitoring.controller import Controller, CycleReport
     from monitoring.drift import DriftConfig, DriftDetector, DriftResult, check_drift, recommend
     from monitoring.judge import CanaryJudge, CanaryObservation, JudgeConfig, JudgeResult, Verdict
@@ -47,7 +45,6 @@ _EXPORTS: dict[str, str] = {
     "create_app": "monitoring.app",
     "get_settings": "monitoring.settings",
     "recommend": "monitoring.drift",
-    "run_judge_benchmark": "monitoring.bench",
 }
 
 __all__ = [
@@ -68,7 +65,6 @@ __all__ = [
     "create_app",
     "get_settings",
     "recommend",
-    "run_judge_benchmark",
 ]
 
 

@@ -26,7 +26,6 @@ registry, the metrics source, the inference log and the MLflow client.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import socket
 import threading
@@ -42,6 +41,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from interfaces.secrets import token_matches
 from monitoring.controller import (
     AlertNotice,
     Controller,
@@ -285,8 +285,7 @@ async def webhook(
             401, "missing bearer token (Authorization: Bearer <token>)",
             {"WWW-Authenticate": "Bearer"},
         )  # fmt: skip
-    expected = settings.webhook_token.get_secret_value().encode()
-    if not hmac.compare_digest(presented.strip().encode(), expected):
+    if not token_matches(presented.strip(), settings.webhook_token.get_secret_value()):
         ctl.metrics.record_webhook("unauthorized")
         return _problem(403, "wrong bearer token")
     try:

@@ -61,7 +61,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import subprocess
 import threading
 import time
@@ -71,6 +70,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from interfaces.files import write_json_atomically
+from interfaces.routing import CANARY, CHAMPION, Variant
 from monitoring.drift import DriftDetector, DriftError, DriftResult, recommend
 from monitoring.evidence import CanaryEvidence
 from monitoring.judge import (
@@ -117,7 +118,6 @@ from registry import (
     StaleStateError,
     VersionNotFoundError,
 )
-from serving.routing import CANARY, CHAMPION, Variant
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -585,10 +585,7 @@ class DriftRetrainTrigger:
         return data if isinstance(data, dict) else {"last_fired_at": None, "decisions": []}
 
     def _save(self, data: Mapping[str, Any]) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        tmp.replace(self.state_file)
+        write_json_atomically(self.state_file, data)
 
     def __call__(self, request: RetrainRequest) -> RetrainDecision:
         """Apply the rule, record the decision and start the command if it fires."""

@@ -12,8 +12,6 @@ writing needs it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +19,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from interfaces.files import write_text_atomically
+
 __all__ = [
     "ColumnSpec",
     "ValueDriftReport",
     "build_value_drift_report",
     "value_drift_scores",
-    "write_atomically",
     "write_value_drift_html",
 ]
 
@@ -144,28 +143,6 @@ def build_value_drift_report(
     )
 
 
-def write_atomically(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file in the same directory and a rename.
-
-    A reader (or an MLflow upload) sees the old file or the whole new one, never half of it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        # mkstemp creates 0600; a report is for people to read, like any other written file.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_value_drift_html(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -175,4 +152,4 @@ def write_value_drift_html(
 ) -> Path:
     """Build the report (:func:`build_value_drift_report`) and write its HTML atomically."""
     report = build_value_drift_report(reference, current, specs, title)
-    return write_atomically(path, report.html)
+    return write_text_atomically(path, report.html)

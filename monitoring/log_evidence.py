@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from interfaces.routing import canary_salt, salted
 from monitoring.evidence import (
     TAIL_QUANTILE,
     CanaryEvidence,
@@ -42,7 +43,6 @@ from monitoring.evidence import (
     stratum_evidence,
 )
 from monitoring.sources import SCORE_EDGES
-from serving.routing import canary_salt, salted
 
 __all__ = [
     "BaselineRows",

@@ -57,10 +57,8 @@ from typing import Final, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from interfaces.drift_gauges import DriftGauges
 from monitoring.judge import JudgeResult, SignalName, Verdict
-from serving.metrics import (
-    DriftGauges,
-)
 
 __all__ = [
     "CANARY_STATES",

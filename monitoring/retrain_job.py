@@ -40,6 +40,7 @@ from typing import Any, Final
 import httpx
 import yaml
 
+from interfaces.files import write_json_atomically
 from monitoring.controller import DriftRetrainTrigger, RetrainDecision, RetrainRequest
 from monitoring.settings import MonitorSettingsError
 
@@ -410,9 +411,7 @@ class KubernetesJobTrigger:
         decisions = list(data.get("decisions") or [])
         data["decisions"] = [*decisions[:-1], dict(record)]
         data["last_fired_at"] = last_fired_at
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        tmp.replace(path)
+        write_json_atomically(path, data)
 
 
 def _last_fired_at(path: Path) -> str | None:

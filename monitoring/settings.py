@@ -26,9 +26,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from interfaces.secrets import is_placeholder, placeholder_error
 from monitoring.drift import DriftConfig
 from monitoring.judge import JudgeConfig
-from serving.settings import MIN_TOKEN_LENGTH, PLACEHOLDER_TOKENS
 
 __all__ = ["Environment", "MonitorSettings", "MonitorSettingsError", "get_settings"]
 
@@ -191,13 +191,12 @@ class MonitorSettings(BaseSettings):
         token = self.webhook_token
         if token is None or self.environment == "dev":
             return self
-        secret = token.get_secret_value()
-        if secret.lower() in PLACEHOLDER_TOKENS or len(secret) < MIN_TOKEN_LENGTH:
+        if is_placeholder(token.get_secret_value()):
             raise ValueError(
-                "MLPLAT_MONITOR_WEBHOOK_TOKEN must be a secret of at least "
-                f"{MIN_TOKEN_LENGTH} characters outside dev mode, not a placeholder; generate one "
-                "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, unset it "
-                "to disable the webhook, or set MLPLAT_MONITOR_ENVIRONMENT=dev"
+                placeholder_error(
+                    "MLPLAT_MONITOR_WEBHOOK_TOKEN",
+                    "unset it to disable the webhook, or set MLPLAT_MONITOR_ENVIRONMENT=dev",
+                )
             )
         return self
 

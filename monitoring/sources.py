@@ -16,7 +16,7 @@ Three inputs feed a canary judgement and the drift job:
   latency, slice and failure (:meth:`InferenceLogSource.judge_inputs`), from which
   ``monitoring/log_evidence.py`` builds the judge's stratified, cluster-robust evidence.
 * **MLflow** (:class:`RunArtifacts`): the reference sample logged with each model version's
-  training run (``pipeline/tracking.py::REFERENCE_ARTIFACT``), and where a canary's drift
+  training run (``interfaces/tags.py::REFERENCE_ARTIFACT``), and where a canary's drift
   report is attached.
 
 Every source raises :class:`SourceUnavailable`, naming itself and the cause, when it cannot
@@ -40,6 +40,15 @@ import pandas as pd
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
+from interfaces.metric_names import (
+    ERROR_CLASSES,
+    ERRORS_TOTAL,
+    LATENCY_BUCKETS,
+    PREDICTION_LATENCY_SECONDS,
+    PROBABILITY_BUCKETS,
+)
+from interfaces.routing import CANARY, CHAMPION, Variant
+from interfaces.tags import REFERENCE_ARTIFACT
 from monitoring.evidence import TAIL_QUANTILE
 from monitoring.judge import (
     CanaryObservation,
@@ -50,14 +59,6 @@ from monitoring.judge import (
 )
 from monitoring.metrics import HOLD_REASONS, HoldReason
 from serving.inference_log import InferenceLogReader
-from serving.metrics import (
-    ERROR_CLASSES,
-    ERRORS_TOTAL,
-    LATENCY_BUCKETS,
-    PREDICTION_LATENCY_SECONDS,
-    PROBABILITY_BUCKETS,
-)
-from serving.routing import CANARY, CHAMPION, Variant
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -65,7 +66,6 @@ if TYPE_CHECKING:
     from registry import ModelRegistry
 
 __all__ = [
-    "REFERENCE_ARTIFACT",
     "SCORE_EDGES",
     "SERVER_ERROR_CLASSES",
     "InferenceLogSource",
@@ -91,10 +91,6 @@ SERVER_ERROR_CLASSES: Final[tuple[str, ...]] = tuple(
 
 SCORE_EDGES: Final[tuple[float, ...]] = (0.0, *PROBABILITY_BUCKETS)
 """Bins of the judge's score histogram: the serving probability histogram's buckets."""
-
-REFERENCE_ARTIFACT: Final = "reference/reference.parquet"
-"""Where the training run keeps the reference sample (``pipeline/tracking.py::REFERENCE_ARTIFACT``;
-repeated rather than imported, which would load the training stack; a test pins the two equal)."""
 
 _LATENCY_BOUNDS: Final[tuple[float, ...]] = (*(float(b) for b in LATENCY_BUCKETS), math.inf)
 _SERVER_ERRORS_RE: Final = "|".join(SERVER_ERROR_CLASSES)

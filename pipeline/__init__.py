@@ -53,7 +53,6 @@ from pipeline.scenarios import (
     scenario_names,
 )
 from pipeline.tracking import (
-    REFERENCE_ARTIFACT,
     TrackingError,
     code_version,
     dataset_digest,
@@ -64,7 +63,6 @@ from pipeline.validation import FailedExpectation, ValidationReport, build_suite
 
 __all__ = [
     "PIP_REQUIREMENTS",
-    "REFERENCE_ARTIFACT",
     "SCENARIOS",
     "SKOPS_TRUSTED_TYPES",
     "STAGES",

@@ -21,18 +21,16 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_NAMES, TARGET
+from interfaces.tags import REFERENCE_ARTIFACT, TAG_PREFIX
 from pipeline.config import PipelineConfig
 from pipeline.evaluate import Evaluation
 from pipeline.model_io import log_model
 from pipeline.pipeline import PipelineResult
 
-REFERENCE_ARTIFACT = "reference/reference.parquet"
 """Where the monitoring reference sample lives in a run's artifacts."""
 
 PREDICTION_COLUMN = "prediction"
 """Column of the reference sample holding the model's probability of default."""
-
-TAG_PREFIX = "mlplat."
 
 
 class TrackingError(RuntimeError):

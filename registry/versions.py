@@ -12,6 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from interfaces.tags import (
+    CODE_VERSION_TAG,
+    DATA_DIGEST_TAG,
+    GATE_VERDICT_TAG,
+    REJECTED,
+    STATUS_TAG,
+    TAG_PREFIX,
+)
 from registry.errors import InvalidMoveError
 
 __all__ = [
@@ -25,12 +33,6 @@ __all__ = [
     "lineage_tags",
 ]
 
-TAG_PREFIX = "mlplat."
-DATA_DIGEST_TAG = "mlplat.data_digest"
-CODE_VERSION_TAG = "mlplat.code_version"
-GATE_VERDICT_TAG = "mlplat.gate_verdict"
-STATUS_TAG = "mlplat.status"
-REJECTED = "rejected"
 
 # MLflow's own limit on model version tag values.
 _MAX_TAG_VALUE = 5000

@@ -1,7 +1,8 @@
 """The FastAPI inference service: champion/canary serving with metrics and an inference log.
 
 Start with :func:`create_app` (or ``mlplat serve``). The drift checks read the inference log
-through :class:`InferenceLogReader`; Prometheus rules use the names in :mod:`serving.metrics`.
+through :class:`InferenceLogReader`; Prometheus rules use the names in
+:mod:`interfaces.metric_names`.
 
 Attributes are imported on first use, so ``import serving`` (and ``mlplat --help``) stays cheap
 and the CLI can set thread and multi-process environment variables before numpy or
@@ -22,11 +23,10 @@ if TYPE_CHECKING:
         RegistryModelSource,
     )
     from serving.inference_log import InferenceLogReader, InferenceLogStore
-    from serving.metrics import EIGHT_METRICS, ServingMetrics
+    from serving.metrics import ServingMetrics
     from serving.settings import ServingSettings, get_settings
 
 __all__ = [
-    "EIGHT_METRICS",
     "DesiredState",
     "FileModelSource",
     "InferenceLogReader",
@@ -47,7 +47,6 @@ _HOMES = {
     "RegistryModelSource": "serving.deployment",
     "InferenceLogReader": "serving.inference_log",
     "InferenceLogStore": "serving.inference_log",
-    "EIGHT_METRICS": "serving.metrics",
     "ServingMetrics": "serving.metrics",
     "ServingSettings": "serving.settings",
     "get_settings": "serving.settings",

@@ -16,13 +16,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from interfaces.files import write_atomically
 from serving.batcher import Predictor
 
 logger = logging.getLogger(__name__)
@@ -56,17 +55,6 @@ def _load_skops(path: Path) -> Predictor:
 
     predictor: Predictor = load_skops(path)
     return predictor
-
-
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ModelCache:
@@ -103,7 +91,7 @@ class ModelCache:
         for version, predictor in models.items():
             path = self._model_path(version)
             if not path.exists():
-                _write_atomically(path, functools.partial(self._dump, predictor))
+                write_atomically(path, functools.partial(self._dump, predictor), mode=0o600)
         text = json.dumps(
             {
                 "champion": deployment.champion,
@@ -115,7 +103,7 @@ class ModelCache:
         def write_state(tmp: Path) -> None:
             tmp.write_text(text)
 
-        _write_atomically(self.directory / STATE_FILE, write_state)
+        write_atomically(self.directory / STATE_FILE, write_state, mode=0o600)
         keep = {self._model_path(v).name for v in models}
         for stale in self.directory.glob("model-v*.skops"):
             if stale.name not in keep:

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from serving.admission import RefusalReason, Veto, vet
+from interfaces.routing import CANARY, CHAMPION, Variant, canary_salt, key_hash, variant_at
+from registry.admission import RefusalReason, Veto, vet
 from serving.batcher import Predictor
-from serving.routing import CANARY, CHAMPION, Variant, canary_salt, key_hash, variant_at
 
 if TYPE_CHECKING:
     from registry import ModelRegistry, RegistrySettings
@@ -39,7 +39,7 @@ class DesiredState:
         champion_since: When the champion took the role, if known.
         challenger_since: When the challenger took the role, if known.
         vetoes: Versions among these that may not serve, and why (see
-            :mod:`serving.admission`). A source that knows the evaluation gate (the registry)
+            :mod:`registry.admission`). A source that knows the evaluation gate (the registry)
             fills it; a source without one (a local file, a test fake) leaves it empty.
     """
 
@@ -213,7 +213,7 @@ class LoadedModel:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A registry choice the service refuses to serve as asked (see :mod:`serving.admission`).
+    """A registry choice the service refuses to serve as asked (see :mod:`registry.admission`).
 
     Attributes:
         variant: The role the registry gave the version.
@@ -274,7 +274,7 @@ class Deployment:
         return self.route_point(key_hash(routing_key))
 
     def route_point(self, point: float) -> tuple[Variant, LoadedModel] | None:
-        """:meth:`route` for a routing key already hashed (:func:`serving.routing.key_hash`)."""
+        """:meth:`route` for a routing key already hashed (:func:`interfaces.routing.key_hash`)."""
         champion, canary = self.champion, self.canary
         if champion is None:
             return None  # an unproven canary never serves alone

@@ -13,12 +13,12 @@ Two performance rules, both measured on ``POST /predict``:
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from interfaces.secrets import token_matches
 from serving.runtime import ServingRuntime
 from serving.settings import ServingSettings
 
@@ -64,9 +64,7 @@ async def require_admin(
             "admin endpoints need an 'Authorization: Bearer <token>' header",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    expected = settings.admin_token.get_secret_value().encode()
-    # Constant time: the comparison must not reveal how many leading characters were right.
-    if not hmac.compare_digest(credentials.credentials.encode(), expected):
+    if not token_matches(credentials.credentials, settings.admin_token.get_secret_value()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the admin token is not valid")
 
 

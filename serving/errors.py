@@ -21,7 +21,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from features import feature
-from serving.metrics import RECORD_LEVEL, UNKNOWN_FEATURE, InputIssue, ServingMetrics
+from interfaces.metric_names import RECORD_LEVEL, UNKNOWN_FEATURE, InputIssue
+from serving.metrics import ServingMetrics
 from serving.schemas import LABEL_RULE, MAX_RECORD_FIELDS, FieldError, contract_rule
 
 logger = logging.getLogger(__name__)

@@ -74,7 +74,7 @@ class InferenceRecord:
         prediction: 0 or 1 at the service's threshold.
         features: Feature values in contract order (``None`` = missing).
         routing_hash: The routing key's unsalted point of [0, 1)
-            (:func:`serving.routing.key_hash`): the canary judge's cluster and baseline split.
+            (:func:`interfaces.routing.key_hash`): the canary judge's cluster and baseline split.
         latency_s: Seconds the request took to score, as its client saw it.
     """
 

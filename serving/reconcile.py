@@ -12,7 +12,7 @@ failed version only every ``retry_failed_seconds`` (loading a broken artifact ev
 helps nobody); an admin reload retries at once.
 
 A version the registry may not serve (rejected, or never passed the gate: see
-:mod:`serving.admission`) is refused the same way, whoever moved the alias: the champion
+:mod:`registry.admission`) is refused the same way, whoever moved the alias: the champion
 already serving keeps serving, a refused canary gets no traffic, and a canary weight above the
 cap is clamped. Refusals are listed by ``/model`` and ``/ready``, counted in
 ``mlplat_model_load_refusals_total`` and logged as warnings.
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from features import FEATURE_NAMES
-from serving.admission import Veto, clamp_weight
+from interfaces.routing import CANARY, CHAMPION, Variant
+from registry.admission import Veto, clamp_weight
 from serving.batcher import Predictor, limit_threads, positive_probabilities
 from serving.cache import CachedDeployment, ModelCache
 from serving.deployment import (
@@ -50,7 +51,6 @@ from serving.deployment import (
     now,
 )
 from serving.metrics import ServingMetrics
-from serving.routing import CANARY, CHAMPION, Variant
 from serving.schemas import EXAMPLE_RECORD
 
 logger = logging.getLogger(__name__)

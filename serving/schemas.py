@@ -27,7 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from features import ENTITY_ID, FEATURES, CategoricalFeature, Feature, NumericFeature
-from serving.routing import Variant
+from interfaces.routing import Variant
 
 MAX_BATCH_RECORDS: Final = 512
 """Most records in one ``POST /predict``; bigger batches belong to a batch-scoring job."""

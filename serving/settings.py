@@ -14,13 +14,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Environment = Literal["dev", "staging", "production"]
+from interfaces.secrets import is_placeholder, placeholder_error
 
-PLACEHOLDER_TOKENS = frozenset(
-    {"", "changeme", "change-me", "changethis", "change-this", "secret", "admin", "token", "dev"}
-)
-"""Admin tokens that are refused outside dev mode, whatever their length."""
-MIN_TOKEN_LENGTH = 16
+Environment = Literal["dev", "staging", "production"]
 
 
 class ServingSettings(BaseSettings):
@@ -134,23 +130,18 @@ class ServingSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_token(self) -> ServingSettings:
-        token = self.admin_token.get_secret_value()
-        if self.environment != "dev" and (
-            token.lower() in PLACEHOLDER_TOKENS or len(token) < MIN_TOKEN_LENGTH
-        ):
+        if self.environment != "dev" and is_placeholder(self.admin_token.get_secret_value()):
             raise ValueError(
-                "MLPLAT_SERVING_ADMIN_TOKEN must be a secret of at least "
-                f"{MIN_TOKEN_LENGTH} characters outside dev mode, not a placeholder; generate one "
-                "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'` or set "
-                "MLPLAT_SERVING_ENVIRONMENT=dev"
+                placeholder_error(
+                    "MLPLAT_SERVING_ADMIN_TOKEN", "or set MLPLAT_SERVING_ENVIRONMENT=dev"
+                )
             )
         return self
 
     @property
     def token_is_placeholder(self) -> bool:
         """Whether the admin token is one a deployment must not use (tolerated in dev)."""
-        token = self.admin_token.get_secret_value()
-        return token.lower() in PLACEHOLDER_TOKENS or len(token) < MIN_TOKEN_LENGTH
+        return is_placeholder(self.admin_token.get_secret_value())
 
     @property
     def resolved_inference_log_url(self) -> str:

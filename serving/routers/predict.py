@@ -18,13 +18,13 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from features import ENTITY_ID, FEATURE_NAMES, FEATURES, SEGMENT
+from interfaces.routing import Variant, key_hash
 from serving.batcher import BatcherStoppedError, MicroBatcher, OverloadedError
 from serving.deployment import Deployment, LoadedModel
 from serving.deps import RuntimeDep
 from serving.inference_log import FailedRecord, InferenceLogger, InferenceRecord
 from serving.metrics import ServingMetrics
 from serving.middleware import ARRIVED_AT
-from serving.routing import Variant, key_hash
 from serving.schemas import (
     ID_PATTERN,
     ErrorResponse,

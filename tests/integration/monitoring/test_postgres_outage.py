@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from mlflow import MlflowClient
 from prometheus_client import CollectorRegistry
 
+from interfaces.routing import Variant
 from monitoring.controller import Controller
 from monitoring.drift import DriftDetector
 from monitoring.judge import CanaryJudge, JudgeConfig, JudgeResult, Verdict
@@ -33,7 +34,6 @@ from monitoring.sources import InferenceLogSource, ReferenceNotFound, SourceName
 from registry import Action, EventStatus, EventStore, ModelRegistry
 from serving.inference_log import InferenceLogReader, InferenceLogStore, InferenceRecord
 from serving.reconcile import SMOKE_ROW
-from serving.routing import Variant
 from tests.integration.conftest import PostgresDatabaseFactory
 from tests.integration.serving.tcpproxy import TcpProxy
 

@@ -52,12 +52,12 @@ import sqlalchemy as sa
 from mlflow import MlflowClient
 
 from features import FEATURE_NAMES
+from interfaces.metric_names import INFERENCE_LOG_DROPPED_TOTAL, INFERENCE_LOG_WRITE_FAILURES_TOTAL
 from pipeline.config import ModelConfig
 from pipeline.data import generate
 from pipeline.model_io import log_model
 from pipeline.train import fit
 from registry import RegistrySettings, ensure_experiment, open_registry
-from serving.metrics import INFERENCE_LOG_DROPPED_TOTAL, INFERENCE_LOG_WRITE_FAILURES_TOTAL
 from serving.schemas import EXAMPLE_RECORD
 from tests.integration.conftest import PostgresDatabaseFactory
 from tests.integration.serving.process import ServiceProcess, start_service

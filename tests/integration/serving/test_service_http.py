@@ -24,13 +24,13 @@ from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from features import FEATURE_NAMES
+from interfaces import metric_names as mn
+from interfaces.routing import bucket
 from pipeline.config import ModelConfig
 from pipeline.data import generate
 from pipeline.model_io import log_model
 from pipeline.train import fit
 from registry import ModelRegistry, RegistrySettings, ensure_experiment, open_registry
-from serving import metrics as m
-from serving.routing import bucket
 from serving.schemas import EXAMPLE_RECORD
 from tests.ports import free_port
 
@@ -179,7 +179,7 @@ def _scrape(url: str) -> Samples:
 
 def _predictions(samples: Samples, variant: str, version: int) -> float:
     key = frozenset({("variant", variant), ("model_version", str(version))})
-    return samples.get((m.PREDICTIONS_TOTAL, key), 0.0)
+    return samples.get((mn.PREDICTIONS_TOTAL, key), 0.0)
 
 
 def _until(condition: Callable[[], bool], deadline_s: float, what: str) -> None:
@@ -227,7 +227,7 @@ def test_every_scrape_shows_the_totals_of_both_workers(service: Service) -> None
     """With two workers, every /metrics scrape shows the prediction total of both."""
 
     def total(samples: Samples) -> float:
-        return sum(v for (name, _), v in samples.items() if name == m.PREDICTIONS_TOTAL)
+        return sum(v for (name, _), v in samples.items() if name == mn.PREDICTIONS_TOTAL)
 
     before = total(_scrape(service.url))
     for _ in range(30):
@@ -365,5 +365,5 @@ def test_a_version_that_fails_to_load_leaves_the_service_serving(service: Servic
     _until(lambda: all(both_workers_report_it() for _ in range(6)), 30, "failure in /ready")
     failures = _scrape(service.url)
     key = frozenset({("variant", "canary"), ("model_version", str(broken))})
-    assert failures[(m.MODEL_LOAD_FAILURES_TOTAL, key)] >= 1
-    assert failures[(m.MODEL_LOAD_FAILING, frozenset({("variant", "canary")}))] == 1
+    assert failures[(mn.MODEL_LOAD_FAILURES_TOTAL, key)] >= 1
+    assert failures[(mn.MODEL_LOAD_FAILING, frozenset({("variant", "canary")}))] == 1

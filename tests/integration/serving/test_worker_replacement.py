@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from interfaces.metric_names import REGISTRY_LAST_SUCCESS_TIMESTAMP
 from registry import RegistrySettings, open_registry
-from serving.metrics import REGISTRY_LAST_SUCCESS_TIMESTAMP
 from tests.integration.serving.process import ServiceProcess, start_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,7 +8,7 @@ import pytest
 
 from ci.deploy import MAX_CANARY_WEIGHT, NotServableError, check_canary_weight
 from registry import InvalidMoveError
-from serving.admission import vet
+from registry.admission import vet
 
 pytestmark = pytest.mark.unit
 

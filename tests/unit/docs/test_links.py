@@ -252,7 +252,7 @@ def test_existing_functions_classes_members_and_constants_resolve() -> None:
     text = (
         "`pipeline/gates.py::decide` `pipeline/gates.py::paired_bootstrap_auc_diff` "
         "`monitoring/judge.py::CanaryJudge.evaluate` `monitoring/judge.py::SignalName.LATENCY` "
-        "`serving/metrics.py::EIGHT_METRICS` `ci/__init__.py::run_pipeline` "
+        "`interfaces/metric_names.py::EIGHT_METRICS` `ci/__init__.py::run_pipeline` "
         "`.github/workflows/ml-pipeline.yml` [adr](adr/README.md) [q](#top)\n# Top\n"
     )
     assert _check(text) == []

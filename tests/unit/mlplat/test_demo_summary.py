@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from rich.console import Console
 
 from mlplat.demo_scenarios import ScenarioResult
-from mlplat.demo_summary import build_summary, headline, summary_table, write_json_atomically
+from mlplat.demo_summary import build_summary, headline, summary_table
 
 pytestmark = pytest.mark.unit
 
@@ -33,13 +30,6 @@ def test_ok_only_when_every_scenario_passed_and_nothing_failed() -> None:
     assert summary([result("a")], error="interrupted")["ok"] is False
     assert summary([])["ok"] is False
     assert summary([result("a")])["seconds"] == 12.3
-
-
-def test_the_summary_file_is_written_whole(tmp_path: Path) -> None:
-    """The file is valid JSON and no temp file is left next to it."""
-    path = write_json_atomically(tmp_path / "summary.json", summary([result("a")]))
-    assert json.loads(path.read_text())["scenarios"][0]["key"] == "a"
-    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
 def test_the_headline_quotes_the_numbers_that_decided() -> None:

@@ -29,6 +29,7 @@ from mlflow import MlflowClient
 from prometheus_client import CollectorRegistry
 
 from benchmarks.log_traffic import Traffic, World, as_records
+from interfaces.routing import Variant
 from monitoring.app import create_app
 from monitoring.cli import EXIT_HELD, monitor
 from monitoring.controller import AlertNotice, Controller, RetrainDecision, RetrainRequest
@@ -54,7 +55,6 @@ from serving.app import create_app as serving_app
 from serving.deployment import DesiredState
 from serving.inference_log import InferenceLogReader, InferenceLogStore
 from serving.reconcile import SMOKE_ROW
-from serving.routing import Variant
 from serving.schemas import EXAMPLE_RECORD
 from serving.settings import ServingSettings
 

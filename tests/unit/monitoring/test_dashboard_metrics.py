@@ -18,9 +18,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from interfaces.metric_names import EIGHT_METRICS
 from monitoring.judge import SignalName, Verdict
 from monitoring.metrics import CANARY_STATES, HOLD_REASONS, ControllerMetrics
-from serving.metrics import EIGHT_METRICS, ServingMetrics
+from serving.metrics import ServingMetrics
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.unit

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
+from interfaces.metric_names import LATENCY_BUCKETS
 from monitoring.judge import CanaryJudge, JudgeConfig, Verdict
 from monitoring.sources import (
-    REFERENCE_ARTIFACT,
     SCORE_EDGES,
     InferenceLogSource,
     PrometheusSource,
@@ -25,7 +25,7 @@ from monitoring.sources import (
     build_observation,
 )
 from serving.inference_log import InferenceLogReader, InferenceLogStore, InferenceRecord
-from serving.metrics import LATENCY_BUCKETS, ServingMetrics, create_metrics
+from serving.metrics import ServingMetrics, create_metrics
 from serving.reconcile import SMOKE_ROW
 
 pytestmark = pytest.mark.unit
@@ -348,13 +348,6 @@ def test_observation_from_sources_lets_the_judge_roll_back_a_failing_canary() ->
     result = CanaryJudge(JudgeConfig()).evaluate(observation)
     assert result.verdict == Verdict.ROLLBACK
     assert json.dumps(result.to_dict())
-
-
-def test_the_reference_is_read_where_the_pipeline_logs_it() -> None:
-    """Monitoring reads the drift reference at the artifact path the pipeline logs it to."""
-    from pipeline import tracking
-
-    assert REFERENCE_ARTIFACT == tracking.REFERENCE_ARTIFACT
 
 
 def test_counts_latency_summary_reads_the_histogram() -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from features import FEATURE_NAMES, TARGET
+from interfaces.tags import REFERENCE_ARTIFACT
 from pipeline.config import PipelineConfig
 from pipeline.data import generate
 from pipeline.model_io import load_model
@@ -21,7 +22,6 @@ from pipeline.scenarios import apply_scenario
 from pipeline.tracking import (
     CODE_VERSION_ENV,
     PREDICTION_COLUMN,
-    REFERENCE_ARTIFACT,
     UNKNOWN_CODE_VERSION,
     TrackingError,
     code_version,

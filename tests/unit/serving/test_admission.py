@@ -14,11 +14,11 @@ from typing import Any, cast
 import pytest
 from fastapi.testclient import TestClient
 
+from interfaces.routing import bucket
 from registry import DeploymentState, ModelRegistry, ModelVersionInfo
-from serving.admission import Veto, clamp_weight, vet
+from registry.admission import Veto, clamp_weight, vet
 from serving.app import create_app
 from serving.deployment import DesiredState, RegistryModelSource
-from serving.routing import bucket
 from serving.settings import ServingSettings
 from tests.unit.serving.conftest import (
     AUTH,

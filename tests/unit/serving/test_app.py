@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from interfaces.routing import choose_variant, key_hash
 from serving.deployment import DesiredState
-from serving.routing import choose_variant, key_hash
 from tests.unit.serving.conftest import AUTH, ConstantModel, FakeSource, predict_body, record
 
 pytestmark = pytest.mark.unit
@@ -145,7 +145,7 @@ def test_the_admin_token_is_compared_in_constant_time(
         calls.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr("serving.deps.hmac.compare_digest", spy)
+    monkeypatch.setattr("interfaces.secrets.hmac.compare_digest", spy)
     client.post("/admin/reload", headers={"Authorization": "Bearer guess"})
     assert calls == [(b"guess", AUTH["Authorization"].removeprefix("Bearer ").encode())]
 

@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from serving.cli import MULTIPROC_ENV, serve, sweeping_dead_workers
-from serving.metrics import (
+from interfaces.metric_names import (
     INFLIGHT_REQUESTS,
     PREDICTIONS_TOTAL,
     REGISTRY_LAST_SUCCESS_TIMESTAMP,
-    mark_dead_workers,
 )
+from serving.cli import MULTIPROC_ENV, serve, sweeping_dead_workers
+from serving.metrics import mark_dead_workers
 from serving.settings import get_settings
 
 pytestmark = pytest.mark.unit

@@ -8,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving import metrics as m
+from interfaces import metric_names as mn
+from interfaces.routing import choose_variant
 from serving.app import create_app
 from serving.deployment import DesiredState
-from serving.routing import choose_variant
 from serving.settings import ServingSettings
 from tests.unit.serving.conftest import AUTH, ConstantModel, FakeSource, predict_body, record
 
@@ -83,43 +83,43 @@ def test_known_traffic_shows_in_each_of_the_eight_metrics(traffic_client: TestCl
     canary = {"variant": "canary", "model_version": "2"}
 
     # 1. traffic
-    assert value(s, m.PREDICTIONS_TOTAL, **champion) == n_champion
-    assert value(s, m.PREDICTIONS_TOTAL, **canary) == n_canary
+    assert value(s, mn.PREDICTIONS_TOTAL, **champion) == n_champion
+    assert value(s, mn.PREDICTIONS_TOTAL, **canary) == n_canary
     # 2. latency, by variant
-    latency = m.PREDICTION_LATENCY_SECONDS
+    latency = mn.PREDICTION_LATENCY_SECONDS
     assert value(s, latency + "_count", **champion) == n_champion
     assert value(s, latency + "_count", **canary) == n_canary
     assert value(s, latency + "_bucket", le="+Inf", **canary) == n_canary
     assert 0 < value(s, latency + "_sum", **champion) < 10
     # 3. errors, by class and variant
-    assert value(s, m.ERRORS_TOTAL, error_class="invalid_input", variant="none",
+    assert value(s, mn.ERRORS_TOTAL, error_class="invalid_input", variant="none",
                  model_version="none") == 1  # fmt: skip
     # 4. saturation: nothing in flight once the traffic is answered
-    assert value(s, m.INFLIGHT_REQUESTS) == 0
+    assert value(s, mn.INFLIGHT_REQUESTS) == 0
     # 5. input quality: accepted nulls and rejected values, per feature
-    assert value(s, m.INPUT_ISSUES_TOTAL, feature="debt_to_income", issue="null") == 8
-    assert value(s, m.INPUT_ISSUES_TOTAL, feature="age", issue="out_of_range") == 1
-    assert value(s, m.INPUT_ISSUES_TOTAL, feature="segment", issue="unknown_category") == 1
-    assert value(s, m.INPUT_RECORDS_TOTAL, outcome="accepted") == 8
-    assert value(s, m.INPUT_RECORDS_TOTAL, outcome="rejected") == 1
+    assert value(s, mn.INPUT_ISSUES_TOTAL, feature="debt_to_income", issue="null") == 8
+    assert value(s, mn.INPUT_ISSUES_TOTAL, feature="age", issue="out_of_range") == 1
+    assert value(s, mn.INPUT_ISSUES_TOTAL, feature="segment", issue="unknown_category") == 1
+    assert value(s, mn.INPUT_RECORDS_TOTAL, outcome="accepted") == 8
+    assert value(s, mn.INPUT_RECORDS_TOTAL, outcome="rejected") == 1
     # 6. prediction distribution, by variant
-    probability = m.PREDICTION_PROBABILITY
+    probability = mn.PREDICTION_PROBABILITY
     assert value(s, probability + "_count", **canary) == n_canary
     assert value(s, probability + "_sum", **canary) == pytest.approx(0.9 * n_canary)
     assert value(s, probability + "_bucket", le="0.2", **champion) == n_champion
     assert value(s, probability + "_bucket", le="0.85", **canary) == 0
     # 7. feature drift, set by the drift check
-    assert value(s, m.FEATURE_DRIFT_SCORE, feature="credit_score", **canary) == 0.31
-    assert value(s, m.FEATURE_DRIFT_SCORE, feature="segment", **canary) == 0.02
-    assert value(s, m.DRIFTED_FEATURES_RATIO, **canary) == 0.5
+    assert value(s, mn.FEATURE_DRIFT_SCORE, feature="credit_score", **canary) == 0.31
+    assert value(s, mn.FEATURE_DRIFT_SCORE, feature="segment", **canary) == 0.02
+    assert value(s, mn.DRIFTED_FEATURES_RATIO, **canary) == 0.5
     # 8. model quality from delayed labels
-    assert value(s, m.LABELED_PREDICTIONS_TOTAL, outcome="fn", **champion) == 1
-    assert value(s, m.LABELED_PREDICTIONS_TOTAL, outcome="tp", **champion) == 0
+    assert value(s, mn.LABELED_PREDICTIONS_TOTAL, outcome="fn", **champion) == 1
+    assert value(s, mn.LABELED_PREDICTIONS_TOTAL, outcome="tp", **champion) == 0
     # supporting series
-    assert value(s, m.MODEL_INFO, **champion) == 1
-    assert value(s, m.MODEL_INFO, **canary) == 1
-    assert value(s, m.CANARY_WEIGHT_RATIO) == 0.5
-    assert value(s, m.BATCH_SIZE_ROWS + "_sum") == 8
+    assert value(s, mn.MODEL_INFO, **champion) == 1
+    assert value(s, mn.MODEL_INFO, **canary) == 1
+    assert value(s, mn.CANARY_WEIGHT_RATIO) == 0.5
+    assert value(s, mn.BATCH_SIZE_ROWS + "_sum") == 8
 
 
 def test_every_one_of_the_eight_is_exposed_from_the_first_scrape(
@@ -133,7 +133,7 @@ def test_every_one_of_the_eight_is_exposed_from_the_first_scrape(
     )  # fmt: skip
     traffic_client.post("/predict", json=predict_body(record(age=1)))
     names = {name for name, _ in scrape(traffic_client)}
-    for metric in m.EIGHT_METRICS:
+    for metric in mn.EIGHT_METRICS:
         assert any(n == metric or n.startswith(metric + "_") for n in names), metric
 
 
@@ -153,10 +153,10 @@ def test_a_retired_version_reads_zero_in_model_info(
     traffic_source.state = DesiredState(champion=2)
     traffic_client.post("/admin/reload", headers=AUTH)
     s = scrape(traffic_client)
-    assert value(s, m.MODEL_INFO, variant="champion", model_version="1") == 0
-    assert value(s, m.MODEL_INFO, variant="champion", model_version="2") == 1
-    assert value(s, m.MODEL_INFO, variant="canary", model_version="2") == 0
-    assert value(s, m.CANARY_WEIGHT_RATIO) == 0
+    assert value(s, mn.MODEL_INFO, variant="champion", model_version="1") == 0
+    assert value(s, mn.MODEL_INFO, variant="champion", model_version="2") == 1
+    assert value(s, mn.MODEL_INFO, variant="canary", model_version="2") == 0
+    assert value(s, mn.CANARY_WEIGHT_RATIO) == 0
 
 
 def test_with_metrics_off_the_request_series_stay_empty(
@@ -166,5 +166,5 @@ def test_with_metrics_off_the_request_series_stay_empty(
     client = make_client(metrics_enabled=False)
     client.post("/predict", json=predict_body())
     s = scrape(client)
-    assert value(s, m.PREDICTIONS_TOTAL, variant="champion", model_version="1") == 0
-    assert value(s, m.MODEL_INFO, variant="champion", model_version="1") == 1
+    assert value(s, mn.PREDICTIONS_TOTAL, variant="champion", model_version="1") == 0
+    assert value(s, mn.MODEL_INFO, variant="champion", model_version="1") == 1

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
+from interfaces.tags import GATE_PASSED, GATE_VERDICT_TAG, STATUS_TAG
+
 RefusalReason = Literal["rejected", "gate_not_passed", "canary_weight_above_cap"]
 REFUSAL_REASONS: Final[tuple[RefusalReason, ...]] = (
     "rejected",
@@ -20,9 +22,6 @@ REFUSAL_REASONS: Final[tuple[RefusalReason, ...]] = (
     "canary_weight_above_cap",
 )
 """Every value of the ``reason`` label of the refusal metrics."""
-
-GATE_PASSED: Final = "passed"
-"""The gate verdict a version needs to serve."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +62,6 @@ def vet(info: VersionTags) -> Veto | None:
     Args:
         info: The version's tags as the registry holds them now.
     """
-    from registry.versions import GATE_VERDICT_TAG, STATUS_TAG
-
     if info.rejected:
         return Veto(
             "rejected",

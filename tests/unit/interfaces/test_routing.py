@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.routing import CANARY, CHAMPION, bucket, choose_variant
+from interfaces.routing import CANARY, CHAMPION, bucket, choose_variant
 
 pytestmark = pytest.mark.unit
 
