@@ -2,7 +2,10 @@
 
 Every component reads it: the data generator produces it, the Great Expectations suite is
 generated from it, the serving request schema is built from it, and the drift checks use it to
-pick a statistical test per column. Changing a feature means changing it here, and nowhere else.
+pick a statistical test per column. It is a YAML file (schema: :mod:`features.spec`): the
+credit example's is ``examples/credit/contract.yml``, and ``MLPLAT_CONTRACT`` names another.
+The module-level names below (:data:`FEATURES`, :data:`TARGET`, ...) are that file's contents,
+read once when the package is first imported.
 
 Ranges are *validity* bounds (a value outside them is a broken record), not the range of the
 training data: drift inside the valid range is the monitoring's job, not the validator's.
@@ -10,8 +13,12 @@ training data: drift inside the valid range is the monitoring's job, not the val
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from features.spec import ContractError, ContractSpec, read_spec
 
 NumericKind = Literal["int", "float"]
 
@@ -68,50 +75,140 @@ class CategoricalFeature:
 
 Feature = NumericFeature | CategoricalFeature
 
-FEATURES: tuple[Feature, ...] = (
-    NumericFeature("age", "int", 18, 100, "years", 0.0, "Applicant age"),
-    NumericFeature(
-        "annual_income", "float", 0, 5_000_000, "USD per year", 0.0, "Declared gross income"
-    ),
-    NumericFeature("loan_amount", "float", 500, 200_000, "USD", 0.0, "Requested principal"),
-    NumericFeature("loan_term_months", "int", 6, 84, "months", 0.0, "Repayment term"),
-    NumericFeature("interest_rate", "float", 0.0, 0.45, "fraction per year", 0.0, "Offered APR"),
-    NumericFeature("credit_score", "int", 300, 850, "points", 0.0, "Bureau score"),
-    NumericFeature(
-        "debt_to_income", "float", 0.0, 3.0, "ratio", 0.05, "Monthly debt over monthly income"
-    ),
-    NumericFeature("open_accounts", "int", 0, 60, "accounts", 0.0, "Open credit lines"),
-    NumericFeature(
-        "delinquencies_2y", "int", 0, 30, "events", 0.0, "Delinquencies in the last two years"
-    ),
-    NumericFeature(
-        "employment_years", "float", 0.0, 60.0, "years", 0.10, "Years with current employer"
-    ),
-    CategoricalFeature(
-        "home_ownership", ("rent", "own", "mortgage", "other"), 0.0, "Housing status"
-    ),
-    CategoricalFeature(
-        "loan_purpose",
-        ("debt_consolidation", "credit_card", "home_improvement", "car", "medical", "business"),
-        0.0,
-        "Declared purpose of the loan",
-    ),
-    CategoricalFeature(
-        "segment", ("mass", "affluent", "small_business"), 0.0, "Customer segment (slice key)"
-    ),
-)
+
+@dataclass(frozen=True)
+class Direction:
+    """Raising ``feature`` by ``step`` must move a sound model's score ``score`` (behaviour test).
+
+    Attributes:
+        feature: A numeric feature of the contract.
+        step: The increase, in the feature's unit.
+        score: ``higher`` or ``lower``.
+    """
+
+    feature: str
+    step: float
+    score: Literal["higher", "lower"]
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A checked contract: the inputs, the label, the routing key and the slice column.
+
+    Attributes:
+        name: The contract's name (e.g. ``credit-risk``).
+        description: One line on what the model decides.
+        features: The model inputs, in the column order every model is trained with.
+        target: The binary label column.
+        positive: What a label of 1 means, in words.
+        score: How the model's score reads, e.g. ``P(default)``.
+        entity_id: The optional routing key column (never a model input), or ``None``.
+        segment: The slice column (a categorical feature), or ``None``.
+        example: One valid record.
+        directions: Directions a sound model respects.
+        source: The file it was read from.
+    """
+
+    name: str
+    description: str
+    features: tuple[Feature, ...]
+    target: str
+    positive: str
+    score: str
+    entity_id: str | None
+    segment: str | None
+    example: dict[str, Any]
+    directions: tuple[Direction, ...]
+    source: Path
+
+    @classmethod
+    def from_spec(cls, spec: ContractSpec, source: Path) -> Contract:
+        """Build the contract objects from a checked file."""
+        features: list[Feature] = []
+        for f in spec.features:
+            if f.kind == "category":
+                features.append(
+                    CategoricalFeature(f.name, f.categories or (), f.max_null_rate, f.description)
+                )
+            elif f.minimum is None or f.maximum is None:
+                raise ContractError(f"feature {f.name!r} has no bounds")  # the spec forbids it
+            else:
+                features.append(
+                    NumericFeature(
+                        f.name, f.kind, f.minimum, f.maximum, f.unit or "",
+                        f.max_null_rate, f.description,
+                    )
+                )  # fmt: skip
+        return cls(
+            name=spec.name,
+            description=spec.description,
+            features=tuple(features),
+            target=spec.target.column,
+            positive=spec.target.positive,
+            score=spec.target.score,
+            entity_id=spec.entity_id,
+            segment=spec.segment,
+            example=dict(spec.example),
+            directions=tuple(Direction(d.feature, d.step, d.score) for d in spec.directions),
+            source=source,
+        )
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The input column names, in order."""
+        return tuple(f.name for f in self.features)
+
+
+CONTRACT_ENV: Final = "MLPLAT_CONTRACT"
+"""Environment variable naming the contract file to use instead of the credit example's."""
+DEFAULT_CONTRACT: Final = Path(__file__).resolve().parent.parent / "examples/credit/contract.yml"
+"""The credit-risk example's contract, used when :data:`CONTRACT_ENV` is unset."""
+
+
+def contract_path() -> Path:
+    """The contract file this process uses: ``$MLPLAT_CONTRACT``, else the credit example's."""
+    configured = os.environ.get(CONTRACT_ENV, "").strip()
+    return Path(configured).expanduser() if configured else DEFAULT_CONTRACT
+
+
+def load_contract(path: Path | str | None = None) -> Contract:
+    """Read and check a contract file (default: :func:`contract_path`).
+
+    Raises:
+        features.spec.ContractError: The file is missing or invalid; the message says where.
+    """
+    source = Path(path) if path is not None else contract_path()
+    return Contract.from_spec(read_spec(source), source)
+
+
+CONTRACT: Final = load_contract()
+"""The contract of this process, read at import (see :func:`contract_path`)."""
+
+FEATURES: tuple[Feature, ...] = CONTRACT.features
 """The model inputs, in the column order every model is trained with."""
 
-TARGET = "default"
-"""Binary label: 1 when the loan defaulted within twelve months."""
+TARGET: str = CONTRACT.target
+"""Binary label column."""
 
-SEGMENT = "segment"
+
+def _required(value: str | None, key: str) -> str:
+    # The components still read these as module constants that always exist; until they take
+    # the contract as an argument, a contract without them is refused here, with the reason.
+    if value is None:
+        raise ContractError(
+            f"contract file {CONTRACT.source}: '{key}' is required by this version of the "
+            "platform (the serving split and the slice gates read it)"
+        )
+    return value
+
+
+SEGMENT: str = _required(CONTRACT.segment, "segment")
 """The slice column: evaluation reports and gates every metric per value of it."""
 
-ENTITY_ID = "customer_id"
-"""Optional routing key: the same customer always sees the same model variant."""
+ENTITY_ID: str = _required(CONTRACT.entity_id, "entity_id")
+"""Routing key: the same entity always sees the same model variant (never a model input)."""
 
-FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FEATURE_NAMES: tuple[str, ...] = CONTRACT.feature_names
 NUMERIC_FEATURES: tuple[NumericFeature, ...] = tuple(
     f for f in FEATURES if isinstance(f, NumericFeature)
 )
