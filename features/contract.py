@@ -107,6 +107,7 @@ class Contract:
         example: One valid record.
         directions: Directions a sound model respects.
         source: The file it was read from.
+        renames: ``(source column, feature name)`` pairs for renamed columns.
     """
 
     name: str
@@ -120,6 +121,7 @@ class Contract:
     example: dict[str, Any]
     directions: tuple[Direction, ...]
     source: Path
+    renames: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_spec(cls, spec: ContractSpec, source: Path) -> Contract:
@@ -151,7 +153,15 @@ class Contract:
             example=dict(spec.example),
             directions=tuple(Direction(d.feature, d.step, d.score) for d in spec.directions),
             source=source,
+            renames=tuple(
+                (f.column, f.name) for f in spec.features if f.column not in (None, f.name)
+            ),
         )
+
+    @property
+    def source_columns(self) -> dict[str, str]:
+        """Data-source column -> feature name, for the features whose column is named otherwise."""
+        return dict(self.renames)
 
     @property
     def feature_names(self) -> tuple[str, ...]:

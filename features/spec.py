@@ -40,7 +40,9 @@ class FeatureSpec(_Strict):
     """One model input.
 
     Attributes:
-        name: Column name, as callers send it.
+        name: The feature's name, as callers send it (letters, digits, ``_``, ``.``, ``-``).
+        column: The column's name in the data source, when it differs from ``name`` (e.g.
+            ``mean radius`` for ``mean_radius``); sources rename it on reading.
         kind: ``int`` (counts, scores), ``float`` or ``category`` (a closed set of strings).
         minimum: Smallest valid value, inclusive (numeric kinds only).
         maximum: Largest valid value, inclusive (numeric kinds only).
@@ -52,6 +54,7 @@ class FeatureSpec(_Strict):
     """
 
     name: Name
+    column: str | None = Field(default=None, min_length=1)
     kind: Literal["int", "float", "category"]
     minimum: int | float | None = None
     maximum: int | float | None = None
@@ -210,8 +213,11 @@ def read_spec(path: Path | str) -> ContractSpec:
     try:
         return ContractSpec.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors()
+        deeper = {err["loc"][0] for err in errors if len(err["loc"]) > 1}
         problems = [
             f"  {_where(tuple(err['loc']), data)}: {err['msg'].removeprefix('Value error, ')}"
-            for err in exc.errors()
+            for err in errors
+            if len(err["loc"]) > 1 or err["loc"][:1] not in [(key,) for key in deeper]
         ]
         raise ContractError(f"contract file {path} is invalid:\n" + "\n".join(problems)) from None
