@@ -37,6 +37,9 @@ import pandas as pd
 
 from features import FEATURES, NumericFeature
 
+# Re-exported (``as``) for serving/bench*.py, which import it from here until they move out.
+from pipeline.threads import limit_threads as limit_threads
+
 RowValues = Sequence[Any]
 """One record's feature values, in contract order (``features.FEATURE_NAMES``)."""
 
@@ -105,21 +108,6 @@ class _Group:
     pending: list[_Pending] = field(default_factory=list)
 
 
-def limit_threads(threads: int) -> contextlib.AbstractContextManager[object]:
-    """Limit BLAS/OpenMP threads now; as a context manager, restore the limits on exit.
-
-    OpenMP limits apply to the calling thread only, so call it in the thread that predicts.
-    """
-    from threadpoolctl import threadpool_limits
-
-    limits: contextlib.AbstractContextManager[object] = threadpool_limits(limits=threads)
-    return limits
-
-
-def _pin_threads(threads: int) -> None:
-    limit_threads(threads)
-
-
 def _score_groups(groups: list[_Group]) -> list[list[float] | BaseException]:
     results: list[list[float] | BaseException] = []
     for group in groups:
@@ -164,7 +152,7 @@ class MicroBatcher:
         self._executor = ThreadPoolExecutor(
             max_workers=1,
             thread_name_prefix="model",
-            initializer=_pin_threads,
+            initializer=limit_threads,  # OpenMP limits are per thread: pin the model thread
             initargs=(threads,),
         )
         self._task: asyncio.Task[None] | None = None

@@ -37,8 +37,9 @@ from datetime import datetime
 
 from features import FEATURE_NAMES
 from interfaces.routing import CANARY, CHAMPION, Variant
+from pipeline.threads import limit_threads
 from registry.admission import Veto, clamp_weight
-from serving.batcher import Predictor, limit_threads, positive_probabilities
+from serving.batcher import Predictor, positive_probabilities
 from serving.cache import CachedDeployment, ModelCache
 from serving.deployment import (
     Deployment,

@@ -9,7 +9,8 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from serving.batcher import MicroBatcher, limit_threads
+from pipeline.threads import limit_threads
+from serving.batcher import MicroBatcher
 from serving.cache import ModelCache
 from serving.deployment import DeploymentHolder, ModelSource
 from serving.inference_log import InferenceLogger, InferenceLogStore
