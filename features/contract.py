@@ -4,8 +4,8 @@ Every component reads it: the data generator produces it, the Great Expectations
 generated from it, the serving request schema is built from it, and the drift checks use it to
 pick a statistical test per column. It is a YAML file (schema: :mod:`features.spec`): the
 credit example's is ``examples/credit/contract.yml``, and ``MLPLAT_CONTRACT`` names another.
-The module-level names below (:data:`FEATURES`, :data:`TARGET`, ...) are that file's contents,
-read once when the package is first imported.
+The package's names (``features.FEATURES``, ``features.TARGET``, ...) are that file's contents,
+read once, on first use (:func:`current`).
 
 Ranges are *validity* bounds (a value outside them is a broken record), not the range of the
 training data: drift inside the valid range is the monitoring's job, not the validator's.
@@ -13,6 +13,7 @@ training data: drift inside the valid range is the monitoring's job, not the val
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,49 +192,57 @@ def load_contract(path: Path | str | None = None) -> Contract:
     return Contract.from_spec(read_spec(source), source)
 
 
-CONTRACT: Final = load_contract()
-"""The contract of this process, read at import (see :func:`contract_path`)."""
+@functools.cache
+def current() -> Contract:
+    """The contract of this process, read once on first use (see :func:`contract_path`).
 
-FEATURES: tuple[Feature, ...] = CONTRACT.features
-"""The model inputs, in the column order every model is trained with."""
+    The components read it through the package's names (``features.FEATURES``, ...), which
+    are resolved on first access, so importing :mod:`features.spec` or :mod:`features.infer`
+    never reads a contract and a broken file fails where its names are first needed.
 
-TARGET: str = CONTRACT.target
-"""Binary label column."""
+    Raises:
+        features.spec.ContractError: The file is missing or invalid, or lacks a key this
+            version of the platform still needs.
+    """
+    contract = load_contract()
+    # The components still read these two as names that always exist; until they take the
+    # contract as an argument, a contract without them is refused here, with the reason.
+    for key in ("entity_id", "segment"):
+        if getattr(contract, key) is None:
+            raise ContractError(
+                f"contract file {contract.source}: '{key}' is required by this version of the "
+                "platform (the serving split and the slice gates read it)"
+            )
+    return contract
 
 
-def _required(value: str | None, key: str) -> str:
-    # The components still read these as module constants that always exist; until they take
-    # the contract as an argument, a contract without them is refused here, with the reason.
-    if value is None:
-        raise ContractError(
-            f"contract file {CONTRACT.source}: '{key}' is required by this version of the "
-            "platform (the serving split and the slice gates read it)"
-        )
-    return value
-
-
-SEGMENT: str = _required(CONTRACT.segment, "segment")
-"""The slice column: evaluation reports and gates every metric per value of it."""
-
-ENTITY_ID: str = _required(CONTRACT.entity_id, "entity_id")
-"""Routing key: the same entity always sees the same model variant (never a model input)."""
-
-FEATURE_NAMES: tuple[str, ...] = CONTRACT.feature_names
-NUMERIC_FEATURES: tuple[NumericFeature, ...] = tuple(
-    f for f in FEATURES if isinstance(f, NumericFeature)
-)
-CATEGORICAL_FEATURES: tuple[CategoricalFeature, ...] = tuple(
-    f for f in FEATURES if isinstance(f, CategoricalFeature)
-)
+def names() -> dict[str, object]:
+    """The package-level names derived from :func:`current` (``FEATURES``, ``TARGET``, ...)."""
+    contract = current()
+    return {
+        "CONTRACT": contract,
+        "FEATURES": contract.features,
+        "FEATURE_NAMES": contract.feature_names,
+        "TARGET": contract.target,
+        "SEGMENT": contract.segment,
+        "ENTITY_ID": contract.entity_id,
+        "NUMERIC_FEATURES": tuple(f for f in contract.features if isinstance(f, NumericFeature)),
+        "CATEGORICAL_FEATURES": tuple(
+            f for f in contract.features if isinstance(f, CategoricalFeature)
+        ),
+    }
 
 
 def feature(name: str) -> Feature:
-    """Return the contract entry for ``name``.
+    """Return the current contract's entry for ``name``.
 
     Raises:
         KeyError: ``name`` is not a feature of the contract; the message lists the valid names.
     """
-    for f in FEATURES:
+    contract = current()
+    for f in contract.features:
         if f.name == name:
             return f
-    raise KeyError(f"unknown feature {name!r}; the contract has: {', '.join(FEATURE_NAMES)}")
+    raise KeyError(
+        f"unknown feature {name!r}; the contract has: {', '.join(contract.feature_names)}"
+    )
