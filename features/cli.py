@@ -16,7 +16,6 @@ import yaml
 from features.contract import CONTRACT_ENV, contract_path, load_contract
 from features.infer import TODO, InferenceError, draft_contract
 from features.spec import ContractError
-from interfaces.files import write_text_atomically
 
 __all__ = ["contract", "init"]
 
@@ -74,7 +73,10 @@ def init(
         f"# Drafted by `mlplat init` from {data.name} ({len(frame)} rows). Review it: fill in\n"
         f"# every {TODO}, widen bounds to what is valid, then point {CONTRACT_ENV} at this file.\n"
     )
-    write_text_atomically(out, header + yaml.safe_dump(draft.contract, sort_keys=False))
+    # Written beside the target, then renamed: a failed write never leaves half a contract.
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(header + yaml.safe_dump(draft.contract, sort_keys=False), encoding="utf-8")
+    partial.replace(out)
     try:
         load_contract(out)
     except ContractError as exc:  # a draft the schema refuses is a bug of the drafter: say so
