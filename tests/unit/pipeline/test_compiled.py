@@ -1,0 +1,94 @@
+"""The compiled inference path scores like the reference pipeline, or refuses with the reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from features import FEATURE_NAMES
+from pipeline.compiled import NotCompilableError, compile_pipeline, max_difference
+from pipeline.config import ModelConfig
+from pipeline.data import generate
+from pipeline.train import fit
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def model() -> Pipeline:
+    """The platform's own pipeline, fitted on a small generated set."""
+    return fit(generate(2500, 3), ModelConfig(max_iter=60))
+
+
+def awkward_rows() -> pd.DataFrame:
+    """Holdout rows with nulls where the contract allows them and categories never seen."""
+    rows = generate(400, 4)[list(FEATURE_NAMES)]
+    rows.loc[:40, "debt_to_income"] = np.nan
+    rows.loc[30:80, "employment_years"] = np.nan
+    rows.loc[90:99, "loan_purpose"] = "yacht"
+    return rows
+
+
+def test_the_platform_pipeline_compiles_to_the_same_probabilities(model: Pipeline) -> None:
+    """Nulls (with their indicators) and unknown categories score exactly as the reference."""
+    compiled = compile_pipeline(model)
+    rows = awkward_rows()
+    assert max_difference(model, compiled, rows) < 1e-12
+    assert compiled.transform(rows).shape[1] == model.steps[0][1].transform(rows).shape[1]
+
+
+def test_one_row_and_an_empty_frame_are_scored_like_any_batch(model: Pipeline) -> None:
+    """A single record gives its row of the batch's answer; no rows gives no difference."""
+    compiled = compile_pipeline(model)
+    rows = awkward_rows()
+    one = compiled.predict_proba(rows.iloc[[35]])
+    assert one.shape == (1, 2)
+    assert np.array_equal(one[0], compiled.predict_proba(rows)[35])
+    assert max_difference(model, compiled, rows.iloc[:0]) == 0.0
+
+
+COLUMNS = ["age", "credit_score", "segment"]
+
+
+def small_pipeline(pre: ColumnTransformer, columns: list[str] = COLUMNS) -> Pipeline:
+    """``pre`` and a logistic regression fitted on a few generated rows."""
+    rows = generate(300, 5)
+    return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=200))]).fit(
+        rows[columns], rows["default"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("pre", "reason"),
+    [
+        (ColumnTransformer([("log", FunctionTransformer(np.log1p), ["age"])]),
+         "FunctionTransformer is not supported"),
+        (ColumnTransformer([("oh", OneHotEncoder(drop="first"), ["segment"])]),
+         "one-hot with drop"),
+        (ColumnTransformer([("num", StandardScaler(), ["age"])], remainder="passthrough"),
+         "passed through"),
+    ],
+)  # fmt: skip
+def test_a_step_the_compiler_does_not_know_is_refused_by_name(
+    pre: ColumnTransformer, reason: str
+) -> None:
+    """The reason names the step, so it can be recorded on the version and shown in /model."""
+    columns = ["age", "credit_score"] if pre.remainder == "passthrough" else COLUMNS
+    with pytest.raises(NotCompilableError, match=reason):
+        compile_pipeline(small_pipeline(pre, columns))
+
+
+def test_a_supported_other_pipeline_compiles_too() -> None:
+    """Not only the platform's model: scaling plus one-hot under a logistic regression."""
+    pre = ColumnTransformer([
+        ("num", StandardScaler(), ["age", "credit_score"]),
+        ("oh", OneHotEncoder(handle_unknown="ignore"), ["segment"]),
+    ])  # fmt: skip
+    model = small_pipeline(pre)
+    rows = generate(200, 6)[["age", "credit_score", "segment"]]
+    assert max_difference(model, compile_pipeline(model), rows) < 1e-12
