@@ -22,6 +22,14 @@ SEGMENT_SHARES: dict[str, float] = {"mass": 0.70, "affluent": 0.20, "small_busin
 _SEGMENT_INCOME = {"mass": 48_000.0, "affluent": 130_000.0, "small_business": 85_000.0}
 _TERMS = np.array([12, 24, 36, 48, 60, 72, 84])
 _TERM_SHARES = np.array([0.05, 0.15, 0.35, 0.15, 0.20, 0.07, 0.03])
+_PURPOSES = [
+    "debt_consolidation",
+    "credit_card",
+    "home_improvement",
+    "car",
+    "medical",
+    "business",
+]
 _PURPOSE_SHARES = {
     "mass": [0.36, 0.26, 0.12, 0.15, 0.08, 0.03],
     "affluent": [0.25, 0.20, 0.28, 0.20, 0.04, 0.03],
@@ -154,8 +162,53 @@ def generate(n_rows: int, seed: int) -> pd.DataFrame:
     """
     if n_rows < 1:
         raise ValueError(f"n_rows must be at least 1, got {n_rows}")
+    # One generator drawn in a fixed order (applicants, loans, bureau, label, nulls): the same
+    # seed gives the same frame, and reordering these calls would change every dataset.
     rng = np.random.default_rng(seed)
-    n = n_rows
+    people = _applicants(rng, n_rows)
+    loan, term = _loans(rng, people)
+    bureau = _bureau(rng, people, term)
+    frame = pd.DataFrame(
+        {
+            "age": people.age,
+            "annual_income": people.income.astype(float),
+            "loan_amount": loan.astype(float),
+            "loan_term_months": term,
+            "interest_rate": bureau.rate.astype(float),
+            "credit_score": bureau.score,
+            "debt_to_income": bureau.dti.astype(float),
+            "open_accounts": bureau.accounts,
+            "delinquencies_2y": bureau.delinquencies,
+            "employment_years": people.employment.astype(float),
+            "home_ownership": people.home,
+            "loan_purpose": people.purpose,
+            "segment": people.segment,
+        }
+    )
+    probability = default_probability(frame)
+    frame[TARGET] = (rng.random(n_rows) < probability).astype(np.int64)
+    # Nulls are drawn after the label: missing completely at random, as a form field left empty.
+    for column, rate_null in (("debt_to_income", 0.02), ("employment_years", 0.05)):
+        frame.loc[rng.random(n_rows) < rate_null, column] = np.nan
+    frame[ENTITY_ID] = [f"c-{i:06d}" for i in range(n_rows)]
+    return frame[[*FEATURE_NAMES, TARGET, ENTITY_ID]]
+
+
+@dataclass(frozen=True)
+class _Applicants:
+    """Who applies: one array per attribute, one entry per row."""
+
+    segment: np.ndarray
+    stress: np.ndarray
+    age: np.ndarray
+    income: np.ndarray
+    employment: np.ndarray
+    home: np.ndarray
+    purpose: np.ndarray
+
+
+def _applicants(rng: np.random.Generator, n: int) -> _Applicants:
+    """Segment, age, income, employment, housing and loan purpose of ``n`` applicants."""
     segments = list(SEGMENT_SHARES)
     segment = rng.choice(
         np.asarray(segments, dtype=object), size=n, p=list(SEGMENT_SHARES.values())
@@ -180,54 +233,44 @@ def generate(n_rows: int, seed: int) -> pd.DataFrame:
     home = _choice_by_row(rng, home_p, ["rent", "own", "mortgage", "other"])
 
     purpose_p = np.array([_PURPOSE_SHARES[s] for s in segment])
-    purposes = [
-        "debt_consolidation",
-        "credit_card",
-        "home_improvement",
-        "car",
-        "medical",
-        "business",
-    ]
-    purpose = _choice_by_row(rng, purpose_p, purposes)
+    purpose = _choice_by_row(rng, purpose_p, _PURPOSES)
+    return _Applicants(segment, stress, age, income, employment, home, purpose)
 
-    loan = income * 0.22 * np.exp(rng.normal(0.0, 0.55, n))
-    loan = np.where(purpose == "business", loan * 1.6, loan)
+
+def _loans(rng: np.random.Generator, people: _Applicants) -> tuple[np.ndarray, np.ndarray]:
+    """The amount asked (in proportion to income, larger for a business) and the term."""
+    n = len(people.age)
+    loan: np.ndarray = people.income * 0.22 * np.exp(rng.normal(0.0, 0.55, n))
+    loan = np.where(people.purpose == "business", loan * 1.6, loan)
     loan = np.round(np.clip(loan, 500.0, 200_000.0), -1)
     term = rng.choice(_TERMS, size=n, p=_TERM_SHARES).astype(np.int64)
+    return loan, term
 
+
+@dataclass(frozen=True)
+class _Bureau:
+    """What a credit bureau and the pricing say about each applicant."""
+
+    delinquencies: np.ndarray
+    score: np.ndarray
+    accounts: np.ndarray
+    dti: np.ndarray
+    rate: np.ndarray
+
+
+def _bureau(rng: np.random.Generator, people: _Applicants, term: np.ndarray) -> _Bureau:
+    """Delinquencies, score, open accounts and debt load (all driven by stress), and the rate."""
+    n = len(people.age)
+    age, stress = people.age, people.stress
     delinquencies = np.clip(rng.poisson(np.exp(-1.7 + 0.75 * stress)), 0, 30).astype(np.int64)
     score = 705.0 + 60.0 * (0.8 * rng.standard_normal(n) - 0.6 * stress)
     score = score + 0.9 * (age - 42) - 18.0 * np.minimum(delinquencies, 5)
     score = np.clip(np.round(score), 300, 850).astype(np.int64)
-    accounts = rng.poisson(3.0 + 0.12 * (age - 18) + 2.0 * (segment == "affluent"))
+    accounts = rng.poisson(3.0 + 0.12 * (age - 18) + 2.0 * (people.segment == "affluent"))
     accounts = np.clip(accounts, 0, 60).astype(np.int64)
     dti_mean = np.clip(0.30 + 0.08 * stress, 0.05, None)
     dti = np.round(np.clip(rng.gamma(4.0, dti_mean / 4.0), 0.0, 3.0), 3)
     # Risk-based pricing: the offered rate follows the score and the term.
     rate = 0.06 + 0.20 * np.clip((760.0 - score) / 460.0, 0.0, None) + 0.012 * (term > 48)
     rate = np.round(np.clip(rate + rng.normal(0.0, 0.015, n), 0.02, 0.40), 4)
-
-    frame = pd.DataFrame(
-        {
-            "age": age,
-            "annual_income": income.astype(float),
-            "loan_amount": loan.astype(float),
-            "loan_term_months": term,
-            "interest_rate": rate.astype(float),
-            "credit_score": score,
-            "debt_to_income": dti.astype(float),
-            "open_accounts": accounts,
-            "delinquencies_2y": delinquencies,
-            "employment_years": employment.astype(float),
-            "home_ownership": home,
-            "loan_purpose": purpose,
-            "segment": segment,
-        }
-    )
-    probability = default_probability(frame)
-    frame[TARGET] = (rng.random(n) < probability).astype(np.int64)
-    # Nulls are drawn after the label: missing completely at random, as a form field left empty.
-    for column, rate_null in (("debt_to_income", 0.02), ("employment_years", 0.05)):
-        frame.loc[rng.random(n) < rate_null, column] = np.nan
-    frame[ENTITY_ID] = [f"c-{i:06d}" for i in range(n)]
-    return frame[[*FEATURE_NAMES, TARGET, ENTITY_ID]]
+    return _Bureau(delinquencies, score, accounts, dti, rate)

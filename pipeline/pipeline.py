@@ -36,7 +36,7 @@ StageStatus = Literal["running", "passed", "failed", "skipped"]
 StageCallback = Callable[[str, str], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class PipelineResult:
     """What one run produced, including where it stopped.
 
@@ -120,69 +120,130 @@ def run(
     Raises:
         ScenarioError: Unknown scenario, magnitude out of range, or a serving-only scenario.
     """
-    notify = on_stage or (lambda stage, status: None)
-    timings: dict[str, float] = {}
+    plan = _plan(scenario, magnitude)
+    data = plan.before_validation(df, cfg.data.seed)
+    clock = _StageClock(on_stage or (lambda stage, status: None))
+    with clock.stage("validate"):
+        report = validate(data, rules=cfg.validation)
+    if not report.success:
+        clock.stop("validate")
+        return PipelineResult(
+            validation=report,
+            data=data,
+            timings=clock.timings,
+            stopped_at="validate",
+            scenario=plan.name,
+            magnitude=plan.magnitude,
+        )
+    clock.passed("validate")
+    return _train_and_gate(report, data, cfg, champion, plan, clock)
+
+
+def _train_and_gate(
+    report: ValidationReport,
+    data: pd.DataFrame,
+    cfg: PipelineConfig,
+    champion: Classifier | None,
+    plan: _ScenarioPlan,
+    clock: _StageClock,
+) -> PipelineResult:
+    """The stages after a passed validation: split, train, evaluate, gate."""
+    with clock.stage("split"):
+        train, holdout = split(data, cfg.data.holdout_fraction, cfg.data.seed)
+        train = plan.on_training_split(train, cfg.data.seed)
+    clock.passed("split")
+    with clock.stage("train"):
+        model = fit(train, cfg.model)
+    clock.passed("train")
+    with clock.stage("evaluate"):
+        evaluation = evaluate(model, holdout, cfg.evaluation, cfg.data.seed)
+        champion_evaluation = (
+            None if champion is None else evaluate(champion, holdout, cfg.evaluation, cfg.data.seed)
+        )
+    clock.passed("evaluate")
+    with clock.stage("gate"):
+        verdict = decide(evaluation, champion_evaluation, cfg.gates)
+    if verdict.passed:
+        clock.passed("gate")
+    else:
+        clock.stop("gate")
+    return PipelineResult(
+        validation=report,
+        model=model,
+        evaluation=evaluation,
+        champion_evaluation=champion_evaluation,
+        verdict=verdict,
+        data=data,
+        train=train,
+        holdout=holdout,
+        timings=clock.timings,
+        stopped_at=None if verdict.passed else "gate",
+        scenario=plan.name,
+        magnitude=plan.magnitude,
+    )
+
+
+@dataclass(frozen=True)
+class _ScenarioPlan:
+    """Where a scenario applies: to the incoming rows (``both``) or to the training split."""
+
+    name: str | None
+    magnitude: float | None
+    before_validation_applies: bool
+
+    def before_validation(self, df: pd.DataFrame, seed: int) -> pd.DataFrame:
+        """The rows as they arrive: changed by a ``both`` scenario, else ``df`` itself."""
+        if self.name is None or not self.before_validation_applies:
+            return df
+        return apply_scenario(df, self.name, self.magnitude, seed=seed)
+
+    def on_training_split(self, train: pd.DataFrame, seed: int) -> pd.DataFrame:
+        """The training rows as fitted: corrupted by a training-side scenario, else ``train``."""
+        if self.name is None or self.before_validation_applies:
+            return train
+        return apply_scenario(train, self.name, self.magnitude, seed=seed)
+
+
+def _plan(scenario: str | None, magnitude: float | None) -> _ScenarioPlan:
+    """Resolve ``scenario`` and its magnitude, refusing one that describes serving traffic."""
+    if scenario is None:
+        return _ScenarioPlan(None, None, before_validation_applies=False)
+    chosen = get_scenario(scenario)
+    value = resolve_magnitude(chosen, magnitude)
+    if chosen.applies_to == "serving":
+        raise ScenarioError(
+            f"{scenario} applies to serving traffic only; use it in the traffic simulator, "
+            f"not the training pipeline"
+        )
+    return _ScenarioPlan(scenario, value, before_validation_applies=chosen.applies_to == "both")
+
+
+class _StageClock:
+    """Reports each stage to the callback and times the ones that ran."""
+
+    def __init__(self, notify: StageCallback) -> None:
+        self._notify = notify
+        self._timings: dict[str, float] = {}
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds per stage so far (a copy)."""
+        return dict(self._timings)
 
     @contextmanager
-    def stage(name: Stage) -> Iterator[None]:
-        notify(name, "running")
+    def stage(self, name: Stage) -> Iterator[None]:
+        """Report ``name`` running and time the block."""
+        self._notify(name, "running")
         start = time.perf_counter()
         yield
-        timings[name] = time.perf_counter() - start
+        self._timings[name] = time.perf_counter() - start
 
-    def stop(at: Stage) -> None:
-        notify(at, "failed")
+    def passed(self, name: Stage) -> None:
+        """Report ``name`` passed."""
+        self._notify(name, "passed")
+
+    def stop(self, at: Stage) -> None:
+        """Report ``at`` failed and every later stage skipped."""
+        self._notify(at, "failed")
         for later in STAGES[STAGES.index(at) + 1 :]:
-            notify(later, "skipped")
-
-    defect: str | None = None
-    value: float | None = None
-    if scenario is not None:
-        chosen = get_scenario(scenario)
-        value = resolve_magnitude(chosen, magnitude)
-        if chosen.applies_to == "serving":
-            raise ScenarioError(
-                f"{scenario} applies to serving traffic only; use it in the traffic simulator, "
-                f"not the training pipeline"
-            )
-        if chosen.applies_to == "both":
-            df = apply_scenario(df, scenario, value, seed=cfg.data.seed)
-        else:
-            defect = scenario
-
-    with stage("validate"):
-        report = validate(df, rules=cfg.validation)
-    result = PipelineResult(
-        validation=report, data=df, timings=timings, scenario=scenario, magnitude=value
-    )
-    if not report.success:
-        result.stopped_at = "validate"
-        stop("validate")
-        return result
-    notify("validate", "passed")
-
-    with stage("split"):
-        train, holdout = split(df, cfg.data.holdout_fraction, cfg.data.seed)
-        if defect is not None:
-            train = apply_scenario(train, defect, value, seed=cfg.data.seed)
-    result.train, result.holdout = train, holdout
-    notify("split", "passed")
-
-    with stage("train"):
-        result.model = fit(train, cfg.model)
-    notify("train", "passed")
-
-    with stage("evaluate"):
-        result.evaluation = evaluate(result.model, holdout, cfg.evaluation, cfg.data.seed)
-        if champion is not None:
-            result.champion_evaluation = evaluate(champion, holdout, cfg.evaluation, cfg.data.seed)
-    notify("evaluate", "passed")
-
-    with stage("gate"):
-        result.verdict = decide(result.evaluation, result.champion_evaluation, cfg.gates)
-    if not result.verdict.passed:
-        result.stopped_at = "gate"
-        stop("gate")
-    else:
-        notify("gate", "passed")
-    return result
+            self._notify(later, "skipped")

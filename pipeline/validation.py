@@ -1,9 +1,9 @@
 """The first gate: a Great Expectations suite generated from the feature contract.
 
-The suite is built from :mod:`features.contract`, never written by hand, so adding a feature
-adds its checks. :func:`validate` always returns a :class:`ValidationReport`; a broken dataset
-(missing columns, wrong types, even frames GX cannot digest) is a list of readable failures,
-never a traceback.
+The suite is built from :mod:`features.contract` by :func:`pipeline.expectations.build_suite`,
+never written by hand, so adding a feature adds its checks. :func:`validate` always returns a
+:class:`ValidationReport`; a broken dataset (missing columns, wrong types, even frames GX cannot
+digest) is a list of readable failures, never a traceback.
 
 GX runs on an ephemeral, in-memory context created per call: nothing is written to the working
 directory, no state is shared between calls, analytics and progress bars are off. GX is imported
@@ -12,29 +12,20 @@ lazily because it takes seconds to import and most users of :mod:`pipeline` neve
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from features import CATEGORICAL_FEATURES, ENTITY_ID, FEATURE_NAMES, NUMERIC_FEATURES, TARGET
+from features import ENTITY_ID, FEATURE_NAMES, TARGET
 from pipeline.config import ValidationConfig
+from pipeline.expectations import SUITE_NAME, build_suite
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
 
-SUITE_NAME = "feature-contract"
-
-# GX resolves pandas extension dtypes by their class name (``pd.Int64Dtype``), numpy ones by name.
-_INT_TYPES = ["int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "Int64Dtype"]
-# Whole numbers are valid floats: a JSON client may send 50000 for an income.
-_FLOAT_TYPES = ["float64", "float32", "Float64Dtype", *_INT_TYPES]
-# An object column is checked value by value (each must be a ``str``); pandas' categorical dtype
-# is not recognised by GX's type check, so categoricals arrive as strings.
-_TEXT_TYPES = ["str", "StringDtype"]
-_LABEL_VALUES = [0, 1]
+__all__ = ["FailedExpectation", "ValidationReport", "build_suite", "validate"]
 
 
 @dataclass(frozen=True)
@@ -100,112 +91,6 @@ class ValidationReport:
 
 def _percent(value: float) -> str:
     return f"{value:.1%}" if value >= 0.001 or value == 0 else f"{value:.3%}"
-
-
-def build_suite(
-    rules: ValidationConfig | None = None,
-    *,
-    require_target: bool = True,
-    optional_columns: Iterable[str] = (),
-) -> ExpectationSuite:
-    """Generate the expectation suite from the feature contract.
-
-    Args:
-        rules: Dataset-level bounds (row count, default rate); defaults when ``None``.
-        require_target: Whether the label must be present (training) or not (serving batches).
-        optional_columns: Non-feature columns present in the frame that are allowed
-            (``customer_id``, and ``default`` when it is not required).
-
-    Returns:
-        A Great Expectations 1.x suite; each expectation's ``meta["rule"]`` names its rule.
-
-    Raises:
-        ValueError: ``optional_columns`` names a column the contract does not allow.
-    """
-    import great_expectations as gx
-
-    # GX re-exports its expectation classes without ``__all__``, which strict mypy reads as
-    # private; the module handle keeps the public spelling ``gxe.ExpectColumnToExist``.
-    gxe: Any = importlib.import_module("great_expectations.expectations")
-    rules = rules or ValidationConfig()
-    extra = set(optional_columns)
-    allowed_extra = {ENTITY_ID, TARGET}
-    if not extra <= allowed_extra:
-        raise ValueError(f"optional_columns may only hold {sorted(allowed_extra)}, got {extra}")
-    columns = [*FEATURE_NAMES]
-    if require_target or TARGET in extra:
-        columns.append(TARGET)
-    if ENTITY_ID in extra:
-        columns.append(ENTITY_ID)
-
-    def meta(rule: str) -> dict[str, Any]:
-        return {"rule": rule}
-
-    expectations: list[Any] = []
-    add = expectations.append
-    add(
-        gxe.ExpectTableColumnsToMatchSet(
-            column_set=columns, exact_match=True, meta=meta("column_set")
-        )
-    )
-    add(
-        gxe.ExpectTableRowCountToBeBetween(
-            min_value=rules.min_rows, max_value=rules.max_rows, meta=meta("row_count")
-        )
-    )
-    for num in NUMERIC_FEATURES:
-        types = _INT_TYPES if num.kind == "int" else _FLOAT_TYPES
-        add(gxe.ExpectColumnToExist(column=num.name, meta=meta("exists")))
-        add(
-            gxe.ExpectColumnValuesToBeInTypeList(
-                column=num.name, type_list=types, meta=meta("type")
-            )
-        )
-        add(
-            gxe.ExpectColumnValuesToBeBetween(
-                column=num.name, min_value=num.minimum, max_value=num.maximum, meta=meta("range")
-            )
-        )
-        add(
-            gxe.ExpectColumnValuesToNotBeNull(
-                column=num.name, mostly=1.0 - num.max_null_rate, meta=meta("null_rate")
-            )
-        )
-    for cat in CATEGORICAL_FEATURES:
-        add(gxe.ExpectColumnToExist(column=cat.name, meta=meta("exists")))
-        add(
-            gxe.ExpectColumnValuesToBeInTypeList(
-                column=cat.name, type_list=_TEXT_TYPES, meta=meta("type")
-            )
-        )
-        add(
-            gxe.ExpectColumnValuesToBeInSet(
-                column=cat.name, value_set=list(cat.categories), meta=meta("allowed_values")
-            )
-        )
-        add(
-            gxe.ExpectColumnValuesToNotBeNull(
-                column=cat.name, mostly=1.0 - cat.max_null_rate, meta=meta("null_rate")
-            )
-        )
-    if TARGET in columns:
-        add(gxe.ExpectColumnToExist(column=TARGET, meta=meta("exists")))
-        add(gxe.ExpectColumnValuesToNotBeNull(column=TARGET, mostly=1.0, meta=meta("null_rate")))
-        add(
-            gxe.ExpectColumnValuesToBeInSet(
-                column=TARGET, value_set=_LABEL_VALUES, meta=meta("label_values")
-            )
-        )
-        add(
-            gxe.ExpectColumnMeanToBeBetween(
-                column=TARGET,
-                min_value=rules.min_default_rate,
-                max_value=rules.max_default_rate,
-                meta=meta("label_balance"),
-            )
-        )
-    # Built detached from any context: GX binds it to a fresh ephemeral one at validation time.
-    return gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations)
 
 
 def _examples(values: Iterable[Any], limit: int = 5) -> str:
