@@ -2,7 +2,8 @@
 
 The stage logic (:mod:`ci.stages`) and the trigger rules (:mod:`ci.triggers`) take their
 collaborators as arguments; this module is the one place that builds them from the environment
-(:func:`registry.get_settings`) and points MLflow's fluent API at the configured store.
+(:func:`registry.get_settings`) and hands the configured MLflow store to them explicitly: nothing
+here sets a process-wide tracking URI.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import mlflow
 from mlflow import MlflowClient
 from rich.console import Console
 
 from ci import triggers
 from ci.report import ConsoleReporter, summary_table
-from ci.stages import RunRequest, RunSummary, run_pipeline
+from ci.stages import TRIGGER_TAG, RunRequest, RunSummary, run_pipeline
 from ci.triggers import TriggerDecision
-from pipeline import apply_scenario, dataset_digest, generate, load_config
+from pipeline import apply_scenario, dataset_digest, load_config
+from pipeline.sources import GeneratedData
 from registry import (
     ModelNotFoundError,
     ModelRegistry,
@@ -32,6 +33,7 @@ from registry import (
 __all__ = [
     "RunRequest",
     "TriggerInputs",
+    "open_experiment",
     "open_from_settings",
     "run_from_settings",
     "trigger_from_settings",
@@ -43,9 +45,8 @@ def open_from_settings(settings: RegistrySettings | None = None) -> ModelRegistr
     return open_registry(settings or get_settings())
 
 
-def _experiment_id(settings: RegistrySettings) -> str:
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
+def open_experiment(settings: RegistrySettings) -> str:
+    """Return the id of the configured experiment in the configured store, creating it if needed."""
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     location = (
         settings.artifact_root.absolute().as_uri() if settings.uses_local_tracking_store else None
@@ -65,15 +66,17 @@ def run_from_settings(
     console = Console(stderr=True, highlight=False)
     config = load_config(config_path)
     registry = open_registry(settings)
-    experiment_id = _experiment_id(settings)
+    experiment_id = open_experiment(settings)
     console.print(
         f"[bold]mlplat pipeline[/] seed={request.seed} scenario={request.scenario or 'none'} "
         f"trigger={request.trigger} → {settings.tracking_uri}"
     )
     summary = run_pipeline(
         request,
+        GeneratedData(config.data.n_rows, request.seed),
         config=config,
         registry=registry,
+        tracking_uri=settings.tracking_uri,
         experiment_id=experiment_id,
         on_stage=ConsoleReporter(console),
     )
@@ -130,7 +133,7 @@ def decide(
         return triggers.manual(settings.actor, inputs.reason)
     if kind is triggers.TriggerKind.NEW_DATA:
         config = load_config(config_path)
-        frame = generate(config.data.n_rows, inputs.seed)
+        frame = GeneratedData(config.data.n_rows, inputs.seed).load()
         if inputs.scenario:
             frame = apply_scenario(frame, inputs.scenario, inputs.magnitude, seed=inputs.seed)
         registry = open_registry(settings)
@@ -140,7 +143,7 @@ def decide(
             champion = None
         champion_digest = registry.version(champion).data_digest if champion else None
         return triggers.new_data(dataset_digest(frame), champion_digest)
-    experiment_id = _experiment_id(settings)
+    experiment_id = open_experiment(settings)
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     if kind is triggers.TriggerKind.SCHEDULE:
         last = _last_run_start(client, experiment_id, None)
@@ -160,7 +163,7 @@ def decide(
 def _last_run_start(
     client: MlflowClient, experiment_id: str, trigger: str | None
 ) -> datetime | None:
-    query = f"tags.`mlplat.trigger` = '{trigger}'" if trigger else ""
+    query = f"tags.`{TRIGGER_TAG}` = '{trigger}'" if trigger else ""
     runs = client.search_runs(
         [experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=1
     )

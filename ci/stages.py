@@ -13,27 +13,46 @@ not this runner's call: that is the canary's job (:mod:`ci.deploy`, :mod:`monito
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Final, Literal
 
 import mlflow
+import pandas as pd
 
-from interfaces.tags import CODE_VERSION_TAG, DATA_DIGEST_TAG, GATE_PASSED, GATE_VERDICT_TAG
+from interfaces.tags import (
+    CODE_VERSION_TAG,
+    DATA_DIGEST_TAG,
+    GATE_PASSED,
+    GATE_VERDICT_TAG,
+    TAG_PREFIX,
+)
 from pipeline import (
     PipelineConfig,
+    PipelineResult,
     code_version,
     dataset_digest,
-    generate,
     load_model,
     log_training_run,
 )
 from pipeline import run as run_steps
-from pipeline.tracking import quiet_git_probe
+from pipeline.sources import DataSource
+from pipeline.tracking import mlflow_store, quiet_git_probe
 from registry import InvalidMoveError, ModelRegistry
 
 Outcome = Literal["registered", "rejected", "invalid-data"]
 Reporter = Callable[[str, str, str], None]
+
+TRIGGER_TAG: Final = TAG_PREFIX + "trigger"
+"""Run tag: what started the run (``ci/runner.py`` finds the last drift-triggered run by it)."""
+REASON_TAG: Final = TAG_PREFIX + "reason"
+"""Run tag: why it was started."""
+SEED_TAG: Final = TAG_PREFIX + "seed"
+"""Run tag: the seed of the request."""
+CHAMPION_BEFORE_TAG: Final = TAG_PREFIX + "champion_before"
+"""Run tag: the champion the candidate was compared with (empty for a bootstrap)."""
+SCENARIO_TAG: Final = TAG_PREFIX + "scenario"
+"""Model version tag: the scenario the version's data went through (``none``)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +74,7 @@ class RunRequest:
     reason: str = "manual run"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSummary:
     """The outcome of one pipeline run, as printed and as written with ``--json``."""
 
@@ -85,11 +104,23 @@ class RunSummary:
         return {"ok": self.ok, **asdict(self)}
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """What the MLflow run produced: the steps' result, the run and the logged model."""
+
+    result: PipelineResult
+    run_id: str
+    model_uri: str | None
+    champion_before: int | None
+
+
 def run_pipeline(
     request: RunRequest,
+    data: DataSource,
     *,
     config: PipelineConfig,
     registry: ModelRegistry,
+    tracking_uri: str,
     experiment_id: str,
     on_stage: Reporter | None = None,
 ) -> RunSummary:
@@ -97,24 +128,73 @@ def run_pipeline(
 
     Args:
         request: Seed, scenario and trigger of this run.
+        data: Where the rows come from; loaded in the ``data`` stage. ``mlplat pipeline run``
+            passes :class:`pipeline.sources.GeneratedData` for ``request.seed``.
         config: The pipeline's typed parameters.
         registry: Where the champion is read and the candidate registered.
-        experiment_id: MLflow experiment that receives the run (the tracking URI is already set).
+        tracking_uri: The MLflow store that receives the run (and resolves the champion's
+            ``models:/`` URI); set for this call only (:func:`pipeline.tracking.mlflow_store`).
+        experiment_id: MLflow experiment in that store that receives the run.
         on_stage: Progress callback ``(stage, status, detail)``.
 
     Returns:
         The run summary; ``summary.ok`` is false when a gate stopped the run.
     """
     report: Reporter = on_stage or _silent
-
     report("data", "running", "")
-    frame = generate(config.data.n_rows, request.seed)
-    report("data", "passed", f"{len(frame):,} rows generated with seed {request.seed}")
+    frame = data.load()
+    report("data", "passed", f"{len(frame):,} rows {data.description}")
+    # Loading the champion, the run and the registration all resolve MLflow URIs through the
+    # process-wide store (registering a ``models:/`` source included): set for this block only.
+    with mlflow_store(tracking_uri):
+        trained = _train_and_log(
+            request, frame, data.lineage, config, registry, experiment_id, report
+        )
+        result = trained.result
+        # The digest of the data as validated: a scenario that changes the inputs is new data.
+        digest = dataset_digest(result.data if result.data is not None else frame)
+        summary = _judged(request, trained, digest)
+        if not summary.ok or trained.model_uri is None:
+            return summary
+        report("register", "running", "")
+        lineage = {
+            DATA_DIGEST_TAG: digest,
+            CODE_VERSION_TAG: code_version(),
+            GATE_VERDICT_TAG: GATE_PASSED,
+            SCENARIO_TAG: request.scenario or "none",
+            **data.lineage,
+        }
+        version, alias, detail = _register(registry, trained, lineage, request.reason)
+    report("register", "passed", detail)
+    return replace(
+        summary, model_version=version, alias=alias, reasons=[] if alias is not None else [detail]
+    )
 
+
+def _register(
+    registry: ModelRegistry, trained: _Trained, lineage: Mapping[str, str], reason: str
+) -> tuple[int, str | None, str]:
+    """Register the gated model and give it its alias; return version, alias and a line."""
+    assert trained.model_uri is not None
+    version = registry.register(trained.model_uri, trained.run_id, dict(lineage), reason=reason)
+    evidence = f"runs:/{trained.run_id}"
+    alias, detail = place_version(registry, version, trained.champion_before, evidence)
+    return version, alias, detail
+
+
+def _train_and_log(
+    request: RunRequest,
+    frame: pd.DataFrame,
+    lineage: Mapping[str, str],
+    config: PipelineConfig,
+    registry: ModelRegistry,
+    experiment_id: str,
+    report: Reporter,
+) -> _Trained:
+    """Load the champion, run the steps inside one MLflow run and log what they produced."""
     registry.ensure_model()
-    state = registry.state()
-    champion = load_model(registry.model_uri(state.champion)) if state.champion else None
-
+    champion_before = registry.state().champion
+    champion = load_model(registry.model_uri(champion_before)) if champion_before else None
     # The run's code version is code_version()'s; MLflow's own git probe must not warn where
     # git is not installed (the runtime image).
     with quiet_git_probe():
@@ -122,10 +202,11 @@ def run_pipeline(
     with started as run:
         mlflow.set_tags(
             {
-                "mlplat.trigger": request.trigger,
-                "mlplat.reason": request.reason,
-                "mlplat.seed": str(request.seed),
-                "mlplat.champion_before": str(state.champion or ""),
+                TRIGGER_TAG: request.trigger,
+                REASON_TAG: request.reason,
+                SEED_TAG: str(request.seed),
+                CHAMPION_BEFORE_TAG: str(champion_before or ""),
+                **lineage,
             }
         )
         result = run_steps(
@@ -140,53 +221,38 @@ def run_pipeline(
         model_uri = log_training_run(result, config)
         run_id = run.info.run_id
         report("log", "passed", f"MLflow run {run_id[:12]}")
-    # The digest of the data as validated: a scenario that changes the inputs is new data.
-    digest = dataset_digest(result.data if result.data is not None else frame)
+    return _Trained(result, run_id, model_uri, champion_before)
 
+
+def _judged(request: RunRequest, trained: _Trained, digest: str) -> RunSummary:
+    """The summary as the gates left it: ``registered`` means "may be registered"."""
+    result = trained.result
     summary = RunSummary(
         outcome="registered",
         seed=request.seed,
         scenario=request.scenario,
         trigger=request.trigger,
-        run_id=run_id,
+        run_id=trained.run_id,
         data_digest=digest,
-        champion_before=state.champion,
+        champion_before=trained.champion_before,
         stage_seconds=dict(result.timings),
         validation=result.validation.to_dict(),
     )
     if result.stopped_at == "validate":
-        summary.outcome = "invalid-data"
-        summary.failed_stage = "validate"
-        summary.reasons = [failure.describe() for failure in result.validation.failures]
-        return summary
-
+        reasons = [failure.describe() for failure in result.validation.failures]
+        return replace(summary, outcome="invalid-data", failed_stage="validate", reasons=reasons)
     assert result.evaluation is not None
     assert result.verdict is not None
-    summary.metrics = {
+    metrics = {
         name: float(value)
         for name, value in result.evaluation.metrics.to_dict().items()
         if isinstance(value, int | float) and not isinstance(value, bool)
     }
-    summary.gate = result.verdict.to_dict()
-    if not result.verdict.passed or model_uri is None:
-        summary.outcome = "rejected"
-        summary.failed_stage = "gate"
-        summary.reasons = result.verdict.reasons()
-        return summary
-
-    report("register", "running", "")
-    lineage = {
-        DATA_DIGEST_TAG: digest,
-        CODE_VERSION_TAG: code_version(),
-        GATE_VERDICT_TAG: GATE_PASSED,
-        "mlplat.scenario": request.scenario or "none",
-    }
-    version = registry.register(model_uri, run_id, lineage, reason=request.reason)
-    summary.model_version = version
-    summary.alias, detail = place_version(registry, version, state.champion, f"runs:/{run_id}")
-    if summary.alias is None:
-        summary.reasons = [detail]
-    report("register", "passed", detail)
+    summary = replace(summary, metrics=metrics, gate=result.verdict.to_dict())
+    if not result.verdict.passed or trained.model_uri is None:
+        return replace(
+            summary, outcome="rejected", failed_stage="gate", reasons=result.verdict.reasons()
+        )
     return summary
 
 

@@ -1,11 +1,10 @@
 """Training for the demo: the CI pipeline stage, and one upstream defect it cannot see.
 
-:meth:`DemoTrainer.run` is the real CI stage (``ci/stages.py::run_pipeline``): generate,
-validate, train, evaluate, gate, register. :meth:`DemoTrainer.run_with_upstream` is the same
-stage for a snapshot that went through an upstream change first — the training extract of a
-feature pipeline, which ``run_pipeline`` cannot take because it generates its own rows. It calls
-the same public steps in the same order (``pipeline.run``, ``log_training_run``,
-``ModelRegistry.register`` and ``set_challenger``) and returns the same
+:meth:`DemoTrainer.run` is the real CI stage (``ci/stages.py::run_pipeline``) on the generated
+credit data: generate, validate, train, evaluate, gate, register.
+:meth:`DemoTrainer.run_with_upstream` is the same stage on a snapshot that went through an
+upstream change first — the training extract of a feature pipeline (:class:`UpstreamChanged`, a
+:class:`~pipeline.sources.DataSource` whose lineage names the change). Both return the stage's
 :class:`~ci.stages.RunSummary`; only the rows differ.
 
 The upstream defect of scenario 1 is :func:`annualised_debt_to_income`: the training extract
@@ -27,35 +26,32 @@ but not a demo of a rollback.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
-import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 
+from ci.runner import open_experiment
 from ci.stages import Reporter, RunRequest, RunSummary, run_pipeline
-from pipeline import (
-    PipelineConfig,
-    code_version,
-    dataset_digest,
-    generate,
-    load_model,
-    log_training_run,
-)
-from pipeline import run as run_steps
-from pipeline.tracking import quiet_git_probe
-from registry import ModelRegistry, RegistrySettings, ensure_experiment
+from interfaces.tags import TAG_PREFIX
+from pipeline import PipelineConfig, generate
+from pipeline.sources import DataSource, GeneratedData
+from registry import ModelRegistry, RegistrySettings
 
 __all__ = [
     "DTI_COLUMN",
+    "UPSTREAM_TAG",
     "DemoTrainer",
     "Upstream",
+    "UpstreamChanged",
     "annualised_debt_to_income",
 ]
 
 DTI_COLUMN = "debt_to_income"
 MONTHS_PER_YEAR = 12.0
+UPSTREAM_TAG: Final = TAG_PREFIX + "upstream"
+"""Run and model version tag: the upstream change the training rows went through."""
 
 Upstream = Callable[[pd.DataFrame], pd.DataFrame]
 """A change made to a snapshot before the pipeline sees it (a feature-pipeline change)."""
@@ -72,6 +68,37 @@ def annualised_debt_to_income(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@dataclass(frozen=True)
+class UpstreamChanged:
+    """A generated snapshot after an upstream change, as the pipeline receives it.
+
+    Attributes:
+        n_rows: Rows generated.
+        seed: Seed of the generator.
+        upstream: The change applied to the snapshot.
+        upstream_name: Its name, kept in the run's tags and the version's lineage.
+    """
+
+    n_rows: int
+    seed: int
+    upstream: Upstream
+    upstream_name: str
+
+    def load(self) -> pd.DataFrame:
+        """The generated snapshot with the change applied."""
+        return self.upstream(generate(self.n_rows, self.seed))
+
+    @property
+    def description(self) -> str:
+        """Seed and change."""
+        return f"generated with seed {self.seed}, then {self.upstream_name}"
+
+    @property
+    def lineage(self) -> Mapping[str, str]:
+        """The change's name under :data:`UPSTREAM_TAG`."""
+        return {UPSTREAM_TAG: self.upstream_name}
+
+
 @dataclass
 class DemoTrainer:
     """Runs the CI stage against the demo's store.
@@ -86,23 +113,9 @@ class DemoTrainer:
     settings: RegistrySettings
     config: PipelineConfig
 
-    def _experiment_id(self) -> str:
-        # The fluent API logs the run and resolves models:/ URIs: point it at the demo's store.
-        mlflow.set_tracking_uri(self.settings.tracking_uri)
-        mlflow.set_registry_uri(self.settings.tracking_uri)
-        client = MlflowClient(self.settings.tracking_uri, self.settings.tracking_uri)
-        location = self.settings.artifact_root.absolute().as_uri()
-        return ensure_experiment(client, self.settings.experiment_name, location)
-
     def run(self, request: RunRequest, on_stage: Reporter | None = None) -> RunSummary:
-        """The CI stage, unchanged (``ci/stages.py::run_pipeline``)."""
-        return run_pipeline(
-            request,
-            config=self.config,
-            registry=self.registry,
-            experiment_id=self._experiment_id(),
-            on_stage=on_stage,
-        )
+        """The CI stage, unchanged (``ci/stages.py::run_pipeline``), on generated data."""
+        return self._stage(request, GeneratedData(self.config.data.n_rows, request.seed), on_stage)
 
     def run_with_upstream(
         self,
@@ -127,83 +140,21 @@ class DemoTrainer:
         """
         if request.scenario is not None:
             raise ValueError("scenario: run_with_upstream applies its own change; give none")
-        report: Reporter = on_stage or (lambda stage, status, detail: None)
-        experiment_id = self._experiment_id()
-        report("data", "running", "")
-        frame = upstream(generate(self.config.data.n_rows, request.seed))
-        report("data", "passed", f"{len(frame):,} rows, seed {request.seed}, {upstream_name}")
         self.registry.ensure_model()
-        state = self.registry.state()
-        if state.champion is None:
+        if self.registry.state().champion is None:
             raise ValueError("a candidate needs a champion to be compared with; train one first")
-        champion = load_model(self.registry.model_uri(state.champion))
-        # As in run_pipeline: the code version is code_version()'s, and MLflow's own git probe
-        # must not warn where git is not installed (the runtime image).
-        with quiet_git_probe():
-            started = mlflow.start_run(
-                experiment_id=experiment_id, run_name=f"{request.trigger}-seed{request.seed}"
-            )
-        with started as run:
-            mlflow.set_tags(
-                {
-                    "mlplat.trigger": request.trigger,
-                    "mlplat.reason": request.reason,
-                    "mlplat.seed": str(request.seed),
-                    "mlplat.champion_before": str(state.champion),
-                    "mlplat.upstream": upstream_name,
-                }
-            )
-            result = run_steps(
-                frame, self.config, champion, on_stage=lambda s, status: report(s, status, "")
-            )
-            report("log", "running", "")
-            model_uri = log_training_run(result, self.config)
-            report("log", "passed", f"MLflow run {run.info.run_id[:12]}")
-        summary = RunSummary(
-            outcome="registered",
-            seed=request.seed,
-            scenario=None,
-            trigger=request.trigger,
-            run_id=run.info.run_id,
-            data_digest=dataset_digest(frame),
-            champion_before=state.champion,
-            stage_seconds=dict(result.timings),
-            validation=result.validation.to_dict(),
-        )
-        if result.stopped_at == "validate":
-            summary.outcome, summary.failed_stage = "invalid-data", "validate"
-            summary.reasons = [f.describe() for f in result.validation.failures]
-            return summary
-        assert result.evaluation is not None
-        assert result.verdict is not None
-        summary.metrics = _numbers(result.evaluation.metrics.to_dict())
-        summary.gate = result.verdict.to_dict()
-        if not result.verdict.passed or model_uri is None:
-            summary.outcome, summary.failed_stage = "rejected", "gate"
-            summary.reasons = result.verdict.reasons()
-            return summary
-        report("register", "running", "")
-        lineage = {
-            "mlplat.data_digest": summary.data_digest,
-            "mlplat.code_version": code_version(),
-            "mlplat.gate_verdict": "passed",
-            "mlplat.scenario": "none",
-            "mlplat.upstream": upstream_name,
-        }
-        version = self.registry.register(model_uri, summary.run_id, lineage, reason=request.reason)
-        self.registry.set_challenger(
-            version,
-            reason=f"passed the gates against v{state.champion}",
-            evidence=f"runs:/{summary.run_id}",
-        )
-        summary.model_version, summary.alias = version, "challenger"
-        report("register", "passed", f"version {version} → challenger")
-        return summary
+        source = UpstreamChanged(self.config.data.n_rows, request.seed, upstream, upstream_name)
+        return self._stage(request, source, on_stage)
 
-
-def _numbers(values: dict[str, object]) -> dict[str, float]:
-    return {
-        name: float(value)
-        for name, value in values.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
+    def _stage(
+        self, request: RunRequest, data: DataSource, on_stage: Reporter | None
+    ) -> RunSummary:
+        return run_pipeline(
+            request,
+            data,
+            config=self.config,
+            registry=self.registry,
+            tracking_uri=self.settings.tracking_uri,
+            experiment_id=open_experiment(self.settings),
+            on_stage=on_stage,
+        )

@@ -27,8 +27,6 @@ from pipeline.evaluate import Evaluation
 from pipeline.model_io import log_model
 from pipeline.pipeline import PipelineResult
 
-"""Where the monitoring reference sample lives in a run's artifacts."""
-
 PREDICTION_COLUMN = "prediction"
 """Column of the reference sample holding the model's probability of default."""
 
@@ -111,6 +109,45 @@ def quiet_git_probe() -> Iterator[None]:
         os.environ.pop(variable, None)
 
 
+_STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextmanager
+def mlflow_store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (tracking and model registry) at ``uri`` for the block only.
+
+    ``mlflow.start_run``, ``mlflow.log_*``, ``mlflow.sklearn.log_model``, the download of a
+    ``models:/`` URI and the registration of a version whose source is one take no store argument:
+    they read one process-wide URI. So this is the one
+    place the platform sets it, and it puts everything back on exit: both URIs (unset included)
+    and the ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` variables that ``set_tracking_uri``
+    and ``set_registry_uri`` write for subprocesses. Like the fluent API it serves, it is
+    process-wide while the block runs: one block at a time, from one thread.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    # MLflow has no public getter that tells "never set" from "set to the default"; the private
+    # module values are the state a restore must bring back.
+    tracking, registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+    variables = {name: os.environ.get(name) for name in _STORE_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        # Through the setter, which also resets MLflow's tracer; it takes None ("unset") at run
+        # time although its hint says otherwise.
+        mlflow.set_tracking_uri(tracking)  # type: ignore[arg-type]
+        registry_utils._registry_uri = registry
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def flatten(prefix: str, value: Any) -> dict[str, Any]:
     """Flatten nested mappings into dotted keys (``gates.min_auc``)."""
     if isinstance(value, dict):
@@ -186,12 +223,32 @@ def log_training_run(
         TrackingError: No MLflow run is active.
     """
     import mlflow
-    from mlflow.data.pandas_dataset import from_pandas
 
     if mlflow.active_run() is None:
         raise TrackingError("log_training_run needs an active run: call mlflow.start_run() first")
-
     mlflow.log_params({key: str(value) for key, value in flatten("", cfg.model_dump()).items()})
+    _log_tags_and_input(result)
+    _log_reports_and_metrics(result)
+    if result.model is None or result.train is None:
+        return None
+    if not result.passed and not log_rejected_model:
+        return None
+    reference = reference_sample(result, cfg.reference_sample_rows, cfg.data.seed)
+    with tempfile.TemporaryDirectory(prefix="mlplat-reference-") as tmp:
+        path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+        reference.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+    example = result.train[list(FEATURE_NAMES)].dropna().head(input_example_rows)
+    uri = log_model(result.model, example.reset_index(drop=True))
+    mlflow.set_tag(TAG_PREFIX + "model_uri", uri)
+    return uri
+
+
+def _log_tags_and_input(result: PipelineResult) -> None:
+    """Tag the run with its outcome, and record the validated rows as its training input."""
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
     gate = (
         "not-run" if result.verdict is None else ("passed" if result.verdict.passed else "failed")
     )
@@ -213,6 +270,11 @@ def log_training_run(
         )
     mlflow.set_tags({TAG_PREFIX + key: value for key, value in tags.items()})
 
+
+def _log_reports_and_metrics(result: PipelineResult) -> None:
+    """Log the validation report, the evaluations and the verdict, and every number in them."""
+    import mlflow
+
     mlflow.log_dict(result.validation.to_dict(), "validation/report.json")
     mlflow.log_text(result.validation.describe() + "\n", "validation/report.txt")
     metrics = {f"time.{stage}_s": seconds for stage, seconds in result.timings.items()}
@@ -227,17 +289,3 @@ def log_training_run(
         mlflow.log_dict(result.verdict.to_dict(), "gate/verdict.json")
         mlflow.log_text("\n".join(result.verdict.reasons()) + "\n", "gate/reasons.txt")
     mlflow.log_metrics(metrics)
-
-    if result.model is None or result.train is None:
-        return None
-    if not result.passed and not log_rejected_model:
-        return None
-    reference = reference_sample(result, cfg.reference_sample_rows, cfg.data.seed)
-    with tempfile.TemporaryDirectory(prefix="mlplat-reference-") as tmp:
-        path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-        reference.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-    example = result.train[list(FEATURE_NAMES)].dropna().head(input_example_rows)
-    uri = log_model(result.model, example.reset_index(drop=True))
-    mlflow.set_tag(TAG_PREFIX + "model_uri", uri)
-    return uri

@@ -27,6 +27,7 @@ from pipeline.tracking import (
     code_version,
     dataset_digest,
     log_training_run,
+    mlflow_store,
     quiet_git_probe,
 )
 
@@ -120,6 +121,26 @@ def test_quiet_git_probe_sets_gitpython_quiet_only_inside_and_keeps_a_callers_va
     with quiet_git_probe():
         assert os.environ["GIT_PYTHON_REFRESH"] == "error"
     assert os.environ["GIT_PYTHON_REFRESH"] == "error"
+
+
+def test_mlflow_store_points_mlflow_at_a_store_for_the_block_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Inside, both URIs are the store's; after, the URIs and both variables are as before."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///elsewhere.db")
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with mlflow_store(store):
+        assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (store, store)
+        assert os.environ["MLFLOW_TRACKING_URI"] == store
+    assert (tracking_utils._tracking_uri, registry_utils._registry_uri) == (None, None)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///elsewhere.db"
 
 
 def test_logging_needs_an_active_run(result: PipelineResult, cfg: PipelineConfig) -> None:
