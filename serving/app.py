@@ -22,6 +22,7 @@ from serving.deployment import ModelSource, RegistryModelSource
 from serving.inference_log import InferenceLogStore
 from serving.metrics import ServingMetrics, create_metrics
 from serving.middleware import BodyLimitMiddleware
+from serving.multiprocess import multiprocess_dir
 from serving.routers import admin, feedback, health, predict
 from serving.runtime import ServingRuntime
 from serving.settings import ServingSettings, get_settings
@@ -52,7 +53,7 @@ def create_app(
         The FastAPI application; its lifespan does all loading.
     """
     settings = settings or get_settings()
-    metrics = create_metrics(enabled=settings.metrics_enabled)
+    metrics = create_metrics(enabled=settings.metrics_enabled, multiprocess_dir=multiprocess_dir())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

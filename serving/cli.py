@@ -5,34 +5,23 @@ mode is refused here, with the reason, rather than in each worker), pins BLAS/Op
 with ``--workers N`` puts prometheus-client in multi-process mode so that every scrape of
 ``/metrics`` shows the totals of all workers. In that mode the supervising process starts from an
 empty metrics directory and drops the live gauges of any worker that dies
-(:func:`serving.metrics.mark_dead_workers`), so a replaced worker's values stop counting.
+(:func:`serving.multiprocess.mark_dead_workers`), so a replaced worker's values stop counting.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import re
 import shutil
-import tempfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import click
 
+# The project's modules, pydantic and uvicorn are imported inside the commands, so that
+# `mlplat serve --help` answers at once instead of loading the service first.
 if TYPE_CHECKING:
     from serving.settings import ServingSettings
-
-logger = logging.getLogger(__name__)
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_METRIC_FILE = re.compile(r"^(counter|gauge|histogram|summary)_.*\.db$")
-
-DEAD_WORKER_SWEEP_SECONDS: Final = 1.0
-"""How often the supervising process looks for workers that died (uvicorn checks every 0.5 s)."""
 
 
 def _settings_or_exit() -> ServingSettings:
@@ -49,55 +38,6 @@ def _settings_or_exit() -> ServingSettings:
         )
         raise click.ClickException(f"invalid serving settings: {problems}") from None
     return settings
-
-
-def prepare_multiprocess_dir() -> tuple[Path, bool]:
-    """Make ``PROMETHEUS_MULTIPROC_DIR`` an empty directory; return it and whether we made it.
-
-    A directory given by the caller is reused but cleared of metric files from earlier runs
-    (stale files would add old counts to the new totals); nothing else in it is touched.
-    """
-    existing = os.environ.get(MULTIPROC_ENV)
-    if existing:
-        path = Path(existing)
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in path.iterdir():
-            if stale.is_file() and _METRIC_FILE.match(stale.name):
-                stale.unlink()
-        return path, False
-    path = Path(tempfile.mkdtemp(prefix="mlplat-prometheus-"))
-    os.environ[MULTIPROC_ENV] = str(path)
-    return path, True
-
-
-@contextlib.contextmanager
-def sweeping_dead_workers(
-    path: Path, interval_seconds: float = DEAD_WORKER_SWEEP_SECONDS
-) -> Iterator[threading.Thread]:
-    """While the block runs, drop the live gauges of workers that died, every ``interval_seconds``.
-
-    Runs in the supervising process, which outlives its workers: a killed worker cannot clean up
-    after itself, and uvicorn replaces it without a word to prometheus-client.
-    """
-    from serving.metrics import mark_dead_workers
-
-    stop = threading.Event()
-
-    def sweep() -> None:
-        while not stop.wait(interval_seconds):
-            try:
-                for pid in mark_dead_workers(path):
-                    logger.info("dropped the live gauges of worker %d, which exited", pid)
-            except OSError as exc:  # a sweep that fails must not end the sweeping
-                logger.warning("cannot sweep %s for dead workers' gauges: %s", path, exc)
-
-    thread = threading.Thread(target=sweep, name="mlplat-dead-worker-sweep", daemon=True)
-    thread.start()
-    try:
-        yield thread
-    finally:
-        stop.set()
-        thread.join(timeout=5)
 
 
 @click.command("serve")
@@ -133,12 +73,24 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
         os.environ.setdefault(variable, str(threads))
     import uvicorn
 
+    from serving.multiprocess import (
+        MULTIPROC_ENV,
+        multiprocess_dir,
+        prepare_multiprocess_dir,
+        sweeping_dead_workers,
+    )
+
     with contextlib.ExitStack() as cleanup:
+        given = multiprocess_dir()
         # One worker given a directory reads it in multi-process mode too: start it empty as well.
-        if workers > 1 or os.environ.get(MULTIPROC_ENV):
-            path, made = prepare_multiprocess_dir()
+        if workers > 1 or given is not None:
+            path, made = prepare_multiprocess_dir(given)
             if made:
                 cleanup.callback(shutil.rmtree, path, ignore_errors=True)
+            # prometheus-client takes its folder from this variable only (the library's
+            # contract), read in each worker as it creates its metrics; uvicorn's workers
+            # inherit this process's environment, so this is how the folder is passed to them.
+            os.environ[MULTIPROC_ENV] = str(path)
             if workers > 1:
                 cleanup.enter_context(sweeping_dead_workers(path))
         uvicorn.run(

@@ -7,19 +7,16 @@ Multi-process mode (``uvicorn --workers N``): counters and histograms sum across
 construction; each gauge states its ``multiprocess_mode`` below on purpose (``livesum`` for
 in-flight work, ``livemax`` for "is any live worker serving it", ``livemostrecent`` for state
 every worker follows, ``mostrecent`` for values set by an outside job). "Live" holds only while
-a dead worker's gauge files are removed: a worker that stops cleanly removes its own
-(:func:`mark_worker_dead`), and ``mlplat serve`` sweeps those of workers that were killed
-(:func:`mark_dead_workers`).
+a dead worker's gauge files are removed: a worker that stops cleanly removes its own, and
+``mlplat serve`` sweeps those of workers that were killed (:mod:`serving.multiprocess`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -58,10 +55,8 @@ from interfaces.metric_names import (
     InputIssue,
 )
 
-
-def multiprocess_dir() -> str | None:
-    """Return ``PROMETHEUS_MULTIPROC_DIR`` when the process runs in multi-process mode."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+_VM: Final = ("variant", "model_version")
+"""The labels of every per-model series."""
 
 
 @dataclass(frozen=True)
@@ -81,32 +76,50 @@ class ServingMetrics:
 
     Args:
         registry: Where the metrics are registered. In multi-process mode the values live in
-            ``PROMETHEUS_MULTIPROC_DIR`` regardless, and :meth:`exposition_registry` reads them.
+            the workers' shared folder regardless, and :meth:`exposition_registry` reads them.
         enabled: When false, the per-request series (traffic, latency, errors, saturation, input
             issues, prediction distribution, batch sizes) are not updated; the control-plane
             series (model info, load failures, drift, feedback) always are. It exists to measure
             what instrumentation costs (``mlplat bench serve``).
+        multiprocess_dir: The workers' shared folder in prometheus-client's multi-process mode
+            (:func:`serving.multiprocess.multiprocess_dir`); ``None`` for a single process.
     """
 
-    def __init__(self, registry: CollectorRegistry, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        enabled: bool = True,
+        multiprocess_dir: Path | None = None,
+    ) -> None:
         self.registry = registry
         self.enabled = enabled
-        r = registry
-        vm = ("variant", "model_version")
+        self.multiprocess_dir = multiprocess_dir
+        self._register_traffic(registry)
+        self._register_quality(registry)
+        self._register_model_state(registry)
+        self._register_queues(registry)
+        self._accepted = self.input_records.labels("accepted")
+        self._series: dict[tuple[str, str], _VariantSeries] = {}
+        self._series_lock = threading.Lock()
+
+    # --- registration, one group of series at a time ---------------------------------------
+    def _register_traffic(self, r: CollectorRegistry) -> None:
+        """The golden signals of the request path: traffic, latency, errors, saturation, inputs."""
         self.predictions = Counter(
-            PREDICTIONS_TOTAL, "Rows scored, by variant and model version.", vm, registry=r
+            PREDICTIONS_TOTAL, "Rows scored, by variant and model version.", _VM, registry=r
         )
         self.latency = Histogram(
             PREDICTION_LATENCY_SECONDS,
             "Seconds from request arrival to scores from one variant (includes batching wait).",
-            vm,
+            _VM,
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.errors = Counter(
             ERRORS_TOTAL,
             "Failed prediction requests by error class; variant is 'none' before routing.",
-            ("error_class", *vm),
+            ("error_class", *_VM),
             registry=r,
         )
         self.inflight = Gauge(
@@ -121,31 +134,42 @@ class ServingMetrics:
             ("feature", "issue"),
             registry=r,
         )
-        self.probability = Histogram(
-            PREDICTION_PROBABILITY,
-            "Predicted probability of default, by variant and model version.",
-            vm,
-            buckets=PROBABILITY_BUCKETS,
-            registry=r,
-        )
-        self.drift = DriftGauges(r)
-        self.labeled = Counter(
-            LABELED_PREDICTIONS_TOTAL,
-            "Predictions joined to their delayed true label, by confusion-matrix outcome.",
-            (*vm, "outcome"),
-            registry=r,
-        )
-        # Supporting series.
         self.input_records = Counter(
             INPUT_RECORDS_TOTAL,
             "Feature records received, by outcome (accepted or rejected).",
             ("outcome",),
             registry=r,
         )
+        self.probability = Histogram(
+            PREDICTION_PROBABILITY,
+            "Predicted probability of default, by variant and model version.",
+            _VM,
+            buckets=PROBABILITY_BUCKETS,
+            registry=r,
+        )
+
+    def _register_quality(self, r: CollectorRegistry) -> None:
+        """What the delayed labels and the drift checks say about the models."""
+        self.drift = DriftGauges(r)
+        self.labeled = Counter(
+            LABELED_PREDICTIONS_TOTAL,
+            "Predictions joined to their delayed true label, by confusion-matrix outcome.",
+            (*_VM, "outcome"),
+            registry=r,
+        )
+        self.feedback = Counter(
+            FEEDBACK_TOTAL,
+            "Delayed labels received, by join result.",
+            ("result",),
+            registry=r,
+        )
+
+    def _register_model_state(self, r: CollectorRegistry) -> None:
+        """Which models serve, which the registry asks for in vain, and how fresh that is."""
         self.model_info = Gauge(
             MODEL_INFO,
             "1 while a worker serves this model version as this variant, else 0.",
-            vm,
+            _VM,
             registry=r,
             multiprocess_mode="livemax",
         )
@@ -158,7 +182,7 @@ class ServingMetrics:
         self.load_failures = Counter(
             MODEL_LOAD_FAILURES_TOTAL,
             "Model versions that failed to load or to pass the smoke prediction.",
-            vm,
+            _VM,
             registry=r,
         )
         self.load_failing = Gauge(
@@ -172,7 +196,7 @@ class ServingMetrics:
             MODEL_LOAD_REFUSALS_TOTAL,
             "Registry choices the service refused to serve as asked (a rejected or ungated "
             "version, a canary weight above the cap), by reason.",
-            (*vm, "reason"),
+            (*_VM, "reason"),
             registry=r,
         )
         self.load_refusing = Gauge(
@@ -188,6 +212,9 @@ class ServingMetrics:
             registry=r,
             multiprocess_mode="livemin",
         )
+
+    def _register_queues(self, r: CollectorRegistry) -> None:
+        """The micro-batcher's and the inference log's queues."""
         self.batch_size = Histogram(
             BATCH_SIZE_ROWS,
             "Rows per model call made by the micro-batcher.",
@@ -219,15 +246,6 @@ class ServingMetrics:
             "Inference-log batches that failed to write (their records are lost).",
             registry=r,
         )
-        self.feedback = Counter(
-            FEEDBACK_TOTAL,
-            "Delayed labels received, by join result.",
-            ("result",),
-            registry=r,
-        )
-        self._accepted = self.input_records.labels("accepted")
-        self._series: dict[tuple[str, str], _VariantSeries] = {}
-        self._series_lock = threading.Lock()
 
     # --- hot path ------------------------------------------------------------------------
     def _bound(self, variant: str, model_version: str) -> _VariantSeries:
@@ -368,73 +386,15 @@ class ServingMetrics:
 
     def exposition_registry(self) -> CollectorRegistry:
         """Return the registry a scrape should read: all workers' values in multi-process mode."""
-        path = multiprocess_dir()
-        if path is None:
+        if self.multiprocess_dir is None:
             return self.registry
         merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=path)  # type: ignore[no-untyped-call]
+        MultiProcessCollector(merged, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
         return merged
 
 
-def create_metrics(*, enabled: bool = True) -> ServingMetrics:
-    """Build the metrics of one app on a fresh registry."""
-    return ServingMetrics(CollectorRegistry(auto_describe=True), enabled=enabled)
-
-
-def mark_worker_dead(pid: int) -> None:
-    """Drop a stopping worker's live gauges from the multi-process aggregate."""
-    path = multiprocess_dir()
-    if path is not None:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
-
-
-_LIVE_GAUGE_FILE: Final = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
-"""prometheus-client's file of one process's ``live*`` gauges: ``gauge_livesum_<pid>.db``."""
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (an exited one that is not yet reaped still does)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
-
-
-def mark_dead_workers(
-    path: str | os.PathLike[str], alive: Callable[[int], bool] = process_alive
-) -> list[int]:
-    """Drop the live gauges of every process that left them in ``path`` and has exited.
-
-    A worker that stops cleanly drops its own (:func:`mark_worker_dead`); one that was killed
-    (out of memory, SIGKILL, a crash) cannot, and uvicorn starts a replacement beside its files.
-    Left there, they keep counting as a live worker's: the requests it had in flight stay in
-    ``mlplat_inflight_requests`` and its last registry poll stays the oldest
-    (``mlplat_registry_last_success_timestamp_seconds``, ``livemin``), so the registry looks
-    stale for good. Counters, histograms and ``mostrecent`` gauges stay: the totals include the
-    dead worker's work, as they must.
-
-    Args:
-        path: The ``PROMETHEUS_MULTIPROC_DIR`` of the workers.
-        alive: Whether a pid is still running (the test seam).
-
-    Returns:
-        The pids whose gauges were dropped, in ascending order.
-    """
-    from prometheus_client import multiprocess
-
-    try:
-        names = [entry.name for entry in os.scandir(path)]
-    except FileNotFoundError:
-        return []
-    pids = {int(m.group(1)) for m in map(_LIVE_GAUGE_FILE.match, names) if m is not None}
-    dead = sorted(pid for pid in pids if not alive(pid))
-    for pid in dead:
-        # A file may go meanwhile: the worker's own clean stop, or another sweep.
-        with contextlib.suppress(FileNotFoundError):
-            multiprocess.mark_process_dead(pid, os.fspath(path))  # type: ignore[no-untyped-call]
-    return dead
+def create_metrics(*, enabled: bool = True, multiprocess_dir: Path | None = None) -> ServingMetrics:
+    """Build the metrics of one app on a fresh registry (``multiprocess_dir``: see the class)."""
+    return ServingMetrics(
+        CollectorRegistry(auto_describe=True), enabled=enabled, multiprocess_dir=multiprocess_dir
+    )

@@ -14,7 +14,8 @@ from serving.batcher import MicroBatcher
 from serving.cache import ModelCache
 from serving.deployment import DeploymentHolder, ModelSource
 from serving.inference_log import InferenceLogger, InferenceLogStore
-from serving.metrics import ServingMetrics, mark_worker_dead
+from serving.metrics import ServingMetrics
+from serving.multiprocess import mark_worker_dead
 from serving.reconcile import Reconciler
 from serving.settings import ServingSettings
 
@@ -161,4 +162,4 @@ class ServingRuntime:
         if self.inference_log is not None:
             await self.inference_log.stop()
             await asyncio.to_thread(self.inference_log.store.close)
-        mark_worker_dead(os.getpid())
+        mark_worker_dead(os.getpid(), self.metrics.multiprocess_dir)

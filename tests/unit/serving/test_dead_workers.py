@@ -24,8 +24,8 @@ from interfaces.metric_names import (
     PREDICTIONS_TOTAL,
     REGISTRY_LAST_SUCCESS_TIMESTAMP,
 )
-from serving.cli import MULTIPROC_ENV, serve, sweeping_dead_workers
-from serving.metrics import mark_dead_workers
+from serving.cli import serve
+from serving.multiprocess import MULTIPROC_ENV, mark_dead_workers, sweeping_dead_workers
 from serving.settings import get_settings
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from serving.cli import MULTIPROC_ENV, prepare_multiprocess_dir, serve
+from serving.cli import serve
+from serving.multiprocess import prepare_multiprocess_dir
 from serving.settings import ServingSettings, get_settings
 
 pytestmark = pytest.mark.unit
@@ -80,26 +81,21 @@ def test_serve_refuses_to_start_with_a_placeholder_token_and_says_why(
     assert "Traceback" not in result.output
 
 
-def test_multiprocess_dir_is_made_fresh_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without PROMETHEUS_MULTIPROC_DIR a fresh empty folder is made and exported."""
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
-    path, made = prepare_multiprocess_dir()
+def test_multiprocess_dir_is_made_fresh_when_none_is_given() -> None:
+    """Without a given folder a fresh empty one is made, for the caller to remove."""
+    path, made = prepare_multiprocess_dir(None)
     try:
         assert made
-        assert os.environ[MULTIPROC_ENV] == str(path)
         assert list(path.iterdir()) == []
     finally:
         path.rmdir()
 
 
-def test_a_given_multiprocess_dir_loses_only_stale_metric_files(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_given_multiprocess_dir_loses_only_stale_metric_files(tmp_path: Path) -> None:
     """A given multiprocess folder loses its stale metric files and keeps other files."""
     (tmp_path / "counter_123.db").write_bytes(b"old")
     (tmp_path / "gauge_livesum_9.db").write_bytes(b"old")
     (tmp_path / "notes.txt").write_text("keep me")
-    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
-    path, made = prepare_multiprocess_dir()
+    path, made = prepare_multiprocess_dir(tmp_path)
     assert (path, made) == (tmp_path, False)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
