@@ -19,8 +19,7 @@ from ci import triggers
 from ci.report import ConsoleReporter, summary_table
 from ci.stages import TRIGGER_TAG, RunRequest, RunSummary, run_pipeline
 from ci.triggers import TriggerDecision
-from pipeline import apply_scenario, dataset_digest, load_config
-from pipeline.sources import GeneratedData
+from pipeline import GeneratedData, apply_scenario, dataset_digest, load_config
 from registry import (
     ModelNotFoundError,
     ModelRegistry,

@@ -28,6 +28,7 @@ from interfaces.tags import (
     TAG_PREFIX,
 )
 from pipeline import (
+    DataSource,
     PipelineConfig,
     PipelineResult,
     code_version,
@@ -36,7 +37,6 @@ from pipeline import (
     log_training_run,
 )
 from pipeline import run as run_steps
-from pipeline.sources import DataSource
 from pipeline.tracking import mlflow_store, quiet_git_probe
 from registry import InvalidMoveError, ModelRegistry
 

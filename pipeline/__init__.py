@@ -52,6 +52,7 @@ from pipeline.scenarios import (
     apply_scenario,
     scenario_names,
 )
+from pipeline.sources import DataSource, GeneratedData
 from pipeline.tracking import (
     TrackingError,
     code_version,
@@ -73,6 +74,7 @@ __all__ = [
     "Classifier",
     "ConfigError",
     "DataConfig",
+    "DataSource",
     "Evaluation",
     "EvaluationConfig",
     "FailedExpectation",
@@ -80,6 +82,7 @@ __all__ = [
     "GateConfig",
     "GateError",
     "GateVerdict",
+    "GeneratedData",
     "InvalidMagnitudeError",
     "ModelConfig",
     "ModelFormatError",
