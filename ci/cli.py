@@ -1,11 +1,14 @@
 """``mlplat pipeline …`` and ``mlplat deploy …``: the CI/CD pipeline's command-line face.
 
-Commands import their components inside the function so ``--help`` stays instant. A bad option
-value (a canary weight above the cap) is a usage error: click's message naming the option, exit
-code 2, before anything is opened. Every domain error (a bad scenario name, an unreachable MLflow
-server, an unknown version, a move the registry or the deploy guardrails refuse) becomes a
-one-paragraph message and exit code 1; a gate that stops the pipeline exits with code 3 and names
-the stage and its reasons, so a CI job can tell "the model is not good enough" from "it crashed".
+A bad option value (a canary weight above the cap) is a usage error: click's message naming the
+option, exit code 2, before anything is opened. Every domain error (a bad scenario name, an
+unreachable MLflow server, an unknown version, a move the registry or the deploy guardrails
+refuse) becomes a one-paragraph message and exit code 1; a gate that stops the pipeline exits with
+code 3 and names the stage and its reasons, so a CI job can tell "the model is not good enough"
+from "it crashed".
+
+The imports are at the top: importing the ``ci`` package loads the pipeline, the registry and
+MLflow anyway, and ``mlplat --help`` only looks this module up (``mlplat/cli.py``).
 """
 
 from __future__ import annotations
@@ -17,15 +20,23 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from ci.deploy import MAX_CANARY_WEIGHT
+from ci.deploy import MAX_CANARY_WEIGHT, check_canary_weight, start_canary
+from ci.deploy import promote as promote_version
+from ci.runner import (
+    RunRequest,
+    TriggerInputs,
+    open_from_settings,
+    run_from_settings,
+    trigger_from_settings,
+)
 from interfaces.files import write_text_atomically
-
-if TYPE_CHECKING:
-    from registry import DeploymentEvent
+from pipeline import SCENARIOS, ConfigError, ScenarioError, apply_scenario, generate, load_config
+from pipeline import validate as validate_frame
+from registry import DeploymentEvent, InvalidMoveError, MoveNotRecordedError, RegistryError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,9 +54,6 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from pipeline import ConfigError, ScenarioError
-        from registry import MoveNotRecordedError, RegistryError
-
         try:
             return func(*args, **kwargs)
         except MoveNotRecordedError as exc:
@@ -111,8 +119,6 @@ def pipeline() -> None:
 @pipeline.command()
 def scenarios() -> None:
     """List the named data scenarios: drifts and defects the whole platform reuses."""
-    from pipeline import SCENARIOS
-
     width = max(len(name) for name in SCENARIOS)
     for name, scenario in SCENARIOS.items():
         click.echo(
@@ -139,9 +145,6 @@ def validate(
 
     Exits 0 when the dataset passes, 3 when it fails (the failed expectations are listed).
     """
-    from pipeline import apply_scenario, generate, load_config
-    from pipeline import validate as validate_frame
-
     config = load_config(config_path)
     frame = generate(config.data.n_rows, seed)
     if scenario:
@@ -178,8 +181,6 @@ def run(
     The first model to pass the gates becomes `champion`; later ones become `challenger`.
     Exits 0 when a model was registered, 3 when a gate stopped the run.
     """
-    from ci.runner import RunRequest, run_from_settings
-
     request = RunRequest(
         seed=seed, scenario=scenario, magnitude=magnitude, trigger="manual", reason=reason
     )
@@ -239,8 +240,6 @@ def trigger(
     drift     monitoring saw input drift (--drift-share) above --drift-threshold,
               at most once per --cooldown-hours
     """
-    from ci.runner import TriggerInputs, trigger_from_settings
-
     inputs = TriggerInputs(
         kind=kind,
         seed=seed,
@@ -272,8 +271,6 @@ def trigger(
 @friendly_errors
 def status() -> None:
     """Show which version holds which alias, and the canary weight."""
-    from ci.runner import open_from_settings
-
     registry = open_from_settings()
     state = registry.state()
     click.echo(f"model      {registry.model_name}")
@@ -288,8 +285,6 @@ def status() -> None:
 @friendly_errors
 def history(limit: int, as_json: bool) -> None:
     """Show the deployment-event log: who moved which alias, when and why."""
-    from ci.runner import open_from_settings
-
     registry = open_from_settings()
     events = registry.history(limit=limit)
     if as_json:
@@ -332,9 +327,6 @@ def deploy() -> None:
 
 def _canary_weight(ctx: click.Context, param: click.Parameter, weight: float) -> float:
     """Refuse a weight outside (0, MAX_CANARY_WEIGHT] as a usage error, before any registry call."""
-    from ci.deploy import check_canary_weight
-    from registry import InvalidMoveError
-
     try:
         return check_canary_weight(weight)
     except InvalidMoveError as exc:
@@ -360,9 +352,6 @@ def canary(version: int, weight: float, reason: str) -> None:
 
     Only a version that passed the evaluation gate and was never rejected may take traffic.
     """
-    from ci.deploy import start_canary
-    from ci.runner import open_from_settings
-
     _echo_move(start_canary(open_from_settings(), version, weight, reason=reason))
 
 
@@ -377,9 +366,6 @@ def promote(version: int, reason: str) -> None:
     service would not serve it whoever moved the alias. A gate verdict comes only from the
     pipeline (`mlplat pipeline run`), which registers what passes as a new version.
     """
-    from ci.deploy import promote as promote_version
-    from ci.runner import open_from_settings
-
     _echo_move(promote_version(open_from_settings(), version, reason=reason))
 
 
@@ -393,8 +379,6 @@ def reject(version: int, reason: str) -> None:
     A canary's traffic goes to 0 and the challenger alias is removed, in one event. The
     champion cannot be rejected: roll back or promote another version first.
     """
-    from ci.runner import open_from_settings
-
     event = open_from_settings().reject(version, reason=reason)
     if event is None:
         click.echo(f"nothing to do: version {version} was already rejected and takes no traffic")
@@ -407,8 +391,6 @@ def reject(version: int, reason: str) -> None:
 @friendly_errors
 def rollback(reason: str) -> None:
     """Give the champion alias back to the previous champion."""
-    from ci.runner import open_from_settings
-
     _echo_move(open_from_settings().rollback(reason=reason))
 
 
@@ -416,8 +398,6 @@ def rollback(reason: str) -> None:
 @friendly_errors
 def reconcile() -> None:
     """Finish or abort moves a dead process left half done, and record changes made outside."""
-    from ci.runner import open_from_settings
-
     repaired = open_from_settings().reconcile(wait=True)
     if not repaired:
         click.echo("nothing to repair: MLflow and the event log agree")
