@@ -207,6 +207,16 @@ class MlflowModelStore:
             mv = self._client.get_model_version(self.model_name, str(version))
         return _version_info(self.model_name, mv)
 
+    def artifact_uri(self, version: int) -> str:
+        """Where the files of ``version`` are stored (MLflow's download URI).
+
+        Raises:
+            VersionNotFoundError: If it does not exist.
+            ModelNotFoundError: If the model does not exist.
+        """
+        with self._calls(version):
+            return str(self._client.get_model_version_download_uri(self.model_name, str(version)))
+
     def versions(self, *, with_aliases: bool = True) -> list[ModelVersionInfo]:
         """All versions, oldest first.
 

@@ -186,6 +186,17 @@ class ModelRegistry:
             )
         return f"models:/{self.model_name}@{version_or_alias}"
 
+    def artifact_uri(self, version: int) -> str:
+        """Where the files of ``version`` are stored, to download with this registry's URI.
+
+        Unlike :meth:`model_uri`, it needs no MLflow registry URI to resolve: MLflow resolves
+        ``models:/`` URIs through its process-wide registry URI alone.
+
+        Raises:
+            VersionNotFoundError: If there is no such version.
+        """
+        return self._store.artifact_uri(parse_version(version))
+
     def history(self, limit: int = 100) -> list[DeploymentEvent]:
         """This model's deployment events, newest first."""
         return self.events.history(self.model_name, limit)

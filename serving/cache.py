@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import skops.io
+
 from interfaces.files import write_atomically
+from pipeline.model_io import load_skops
 from serving.batcher import Predictor
 
 logger = logging.getLogger(__name__)
@@ -45,14 +48,10 @@ class CachedDeployment:
 
 
 def _dump_skops(predictor: Predictor, path: Path) -> None:
-    import skops.io
-
     skops.io.dump(predictor, path)
 
 
 def _load_skops(path: Path) -> Predictor:
-    from pipeline.model_io import load_skops
-
     predictor: Predictor = load_skops(path)
     return predictor
 

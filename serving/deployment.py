@@ -1,29 +1,32 @@
-"""What the process serves: an immutable snapshot of loaded models, swapped atomically.
+"""What should serve, and where the models come from.
 
-A request reads :attr:`DeploymentHolder.current` once and uses that snapshot to the end, so a
-swap (one attribute assignment) can never hand it half of the old deployment and half of the
-new one, and a model stays alive for as long as a request still holds it. Models come from a
-:class:`ModelSource`: the real one reads the MLflow registry (:class:`RegistryModelSource`);
-tests pass a small fake.
+:class:`DesiredState` is what the registry asks for: champion, challenger, canary weight and the
+versions that may not serve. A :class:`ModelSource` answers it and loads models: the real one
+reads the MLflow registry (:class:`RegistryModelSource`), :class:`FileModelSource` serves one
+file, and tests pass a small fake. What the process actually serves is the snapshot in
+:mod:`serving.snapshot`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from interfaces.routing import CANARY, CHAMPION, Variant, canary_salt, key_hash, variant_at
-from registry.admission import RefusalReason, Veto, vet
+import mlflow.artifacts
+from mlflow import MlflowClient
+
+from pipeline.model_io import load_model, load_skops
+from registry import EventStore, ModelRegistry, RegistrySettings, registry_from_settings
+from registry import get_settings as get_registry_settings
+from registry.admission import Veto, vet
 from serving.batcher import Predictor
-
-if TYPE_CHECKING:
-    from registry import ModelRegistry, RegistrySettings
-    from serving.settings import ServingSettings
+from serving.settings import ServingSettings, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +78,9 @@ class RegistryModelSource:
         model_registry: An open registry client, or a function that opens one. A function is
             called on first use and again after a failure, so the service can start (and say
             "not ready") while the registry is still down.
-        loader: Loads a model from a registry URI; default
-            :func:`pipeline.model_io.load_model` (skops, trusted types only).
+        loader: Loads a model from its registry URI (``models:/<name>/<version>``); default
+            :func:`load_registered_model` from the registry's own MLflow (skops, trusted types
+            only).
     """
 
     def __init__(
@@ -86,10 +90,6 @@ class RegistryModelSource:
     ) -> None:
         self._opener = model_registry if callable(model_registry) else None
         self._registry = None if callable(model_registry) else model_registry
-        if loader is None:
-            from pipeline.model_io import load_model
-
-            loader = load_model
         self._loader = loader
 
     @classmethod
@@ -103,25 +103,9 @@ class RegistryModelSource:
         Args:
             settings: The service's settings; default :func:`serving.settings.get_settings`.
         """
-        from registry import get_settings
-
-        if settings is None:
-            from serving.settings import get_settings as get_serving_settings
-
-            settings = get_serving_settings()
+        settings = settings or get_settings()
         os.environ.update(settings.mlflow_client_environment())
-
-        def open_configured() -> ModelRegistry:
-            import mlflow
-
-            registry_settings = get_settings()
-            # ``load_model`` resolves ``models:/`` URIs through MLflow's process-wide URIs;
-            # point them at the registry we read (done here at startup, never at import).
-            mlflow.set_tracking_uri(registry_settings.tracking_uri)
-            mlflow.set_registry_uri(registry_settings.tracking_uri)
-            return open_read_only(registry_settings)
-
-        return cls(open_configured)
+        return cls(lambda: open_read_only(get_registry_settings()))
 
     def _client(self) -> ModelRegistry:
         if self._registry is None:
@@ -159,7 +143,28 @@ class RegistryModelSource:
 
     def load(self, version: int) -> Predictor:
         """Load ``version`` from its registry URI."""
-        return self._loader(self._client().model_uri(version))
+        registry = self._client()
+        if self._loader is not None:
+            return self._loader(registry.model_uri(version))
+        return load_registered_model(registry.artifact_uri(version), registry.tracking_uri)
+
+
+def load_registered_model(artifact_uri: str, tracking_uri: str) -> Predictor:
+    """Load the model stored at ``artifact_uri`` from the MLflow at ``tracking_uri``.
+
+    :func:`pipeline.model_io.load_model` resolves URIs through MLflow's process-wide tracking and
+    registry URIs (a ``models:/`` URI always does, whatever client asks); pointing those at this
+    registry would change them for every other MLflow user in the process. So the version's
+    own storage URI (:meth:`registry.ModelRegistry.artifact_uri`) is downloaded here with the
+    tracking URI given explicitly, and ``load_model`` reads the local copy: the skops format
+    and trusted-type checks stay in one place.
+    """
+    with tempfile.TemporaryDirectory(prefix="mlplat-download-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=tracking_uri
+        )
+        predictor: Predictor = load_model(local)
+    return predictor
 
 
 class FileModelSource:
@@ -183,126 +188,8 @@ class FileModelSource:
 
     def load(self, version: int) -> Predictor:
         """Load the file (trusting only the pipeline's known types)."""
-        from pipeline.model_io import load_skops
-
         predictor: Predictor = load_skops(self.path)
         return predictor
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready to serve.
-
-    Attributes:
-        version: Registry version.
-        predictor: The fitted model.
-        loaded_at: When this process loaded it.
-        since: When the registry gave it its current role (``loaded_at`` when unknown).
-    """
-
-    version: int
-    predictor: Predictor = field(repr=False, compare=False)
-    loaded_at: datetime
-    since: datetime | None = None
-
-    @property
-    def label(self) -> str:
-        """The ``model_version`` metric label."""
-        return str(self.version)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A registry choice the service refuses to serve as asked (see :mod:`registry.admission`).
-
-    Attributes:
-        variant: The role the registry gave the version.
-        version: The refused version (for a clamped weight: the canary's).
-        reason: Machine-readable reason.
-        detail: What was found and what serves instead.
-        since: When this process first refused it.
-    """
-
-    variant: Variant
-    version: int
-    reason: RefusalReason
-    detail: str
-    since: datetime
-
-
-@dataclass(frozen=True)
-class LoadFailure:
-    """A version that could not be loaded; an older model (or none) serves instead."""
-
-    variant: Variant
-    version: int
-    error: str
-    since: datetime
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """One immutable serving snapshot.
-
-    Attributes:
-        champion: The model serving everyone not in the canary, if loaded.
-        canary: The challenger, while a canary runs and it is loaded.
-        canary_weight: Share of routing keys sent to ``canary`` (0 without one).
-        failures: Versions the registry asks for that could not be loaded.
-        reconciled_at: When the snapshot was last checked against the registry.
-        refusals: Registry choices refused as asked (a rejected or ungated version, a canary
-            weight above the cap).
-        from_cache: Whether the models came from the local cache (the registry was not
-            reachable at startup) and have not been confirmed by the registry since.
-    """
-
-    champion: LoadedModel | None = None
-    canary: LoadedModel | None = None
-    canary_weight: float = 0.0
-    failures: tuple[LoadFailure, ...] = ()
-    reconciled_at: datetime | None = None
-    refusals: tuple[Refusal, ...] = ()
-    from_cache: bool = False
-
-    @property
-    def ready(self) -> bool:
-        """Whether predictions can be served."""
-        return self.champion is not None
-
-    def route(self, routing_key: str) -> tuple[Variant, LoadedModel] | None:
-        """Return the variant and model that serve ``routing_key``, or None when not ready."""
-        return self.route_point(key_hash(routing_key))
-
-    def route_point(self, point: float) -> tuple[Variant, LoadedModel] | None:
-        """:meth:`route` for a routing key already hashed (:func:`interfaces.routing.key_hash`)."""
-        champion, canary = self.champion, self.canary
-        if champion is None:
-            return None  # an unproven canary never serves alone
-        if canary is not None and (
-            variant_at(point, self.canary_weight, canary_salt(canary.version)) == CANARY
-        ):
-            return CANARY, canary
-        return CHAMPION, champion
-
-    def placement(self) -> tuple[int | None, int | None, float]:
-        """(champion version, canary version, weight): what a swap compares."""
-        return (
-            self.champion.version if self.champion else None,
-            self.canary.version if self.canary else None,
-            self.canary_weight,
-        )
-
-
-class DeploymentHolder:
-    """The mutable cell holding the current :class:`Deployment`."""
-
-    def __init__(self, initial: Deployment | None = None) -> None:
-        self.current = initial or Deployment()
-
-    def swap(self, new: Deployment) -> Deployment:
-        """Install ``new`` (atomically: one reference assignment); return the old snapshot."""
-        old, self.current = self.current, new
-        return old
 
 
 def open_read_only(settings: RegistrySettings) -> ModelRegistry:
@@ -313,10 +200,6 @@ def open_read_only(settings: RegistrySettings) -> ModelRegistry:
     aliases and tags (and, best effort, the "since" times from the event log), so it must
     start without the events database.
     """
-    from mlflow import MlflowClient
-
-    from registry import EventStore, registry_from_settings
-
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     events = EventStore(_with_connect_timeout(settings.events_url))
     return registry_from_settings(settings, client, events)
@@ -327,8 +210,3 @@ def _with_connect_timeout(url: str, seconds: int = 5) -> str:
     if url.startswith(("postgresql", "postgres:")) and "connect_timeout=" not in url:
         return f"{url}{'&' if '?' in url else '?'}connect_timeout={seconds}"
     return url
-
-
-def now() -> datetime:
-    """The current time, timezone-aware (UTC)."""
-    return datetime.now(UTC)

@@ -2,7 +2,7 @@
 
 Every ``interval_seconds`` (and on ``POST /admin/reload``) the reconciler reads the desired state
 (champion, challenger, canary weight), loads any version it does not hold yet in a worker thread,
-checks it with one smoke prediction, and installs a new :class:`~serving.deployment.Deployment`
+checks it with one smoke prediction, and installs a new :class:`~serving.snapshot.Deployment`
 in one assignment. Requests in flight finish on the snapshot they started with.
 
 A version that fails to load or to predict is not installed: the model already serving that role
@@ -41,18 +41,17 @@ from pipeline.threads import limit_threads
 from registry.admission import Veto, clamp_weight
 from serving.batcher import Predictor, positive_probabilities
 from serving.cache import CachedDeployment, ModelCache
-from serving.deployment import (
+from serving.deployment import DesiredState, ModelSource
+from serving.metrics import ServingMetrics
+from serving.schemas import EXAMPLE_RECORD
+from serving.snapshot import (
     Deployment,
     DeploymentHolder,
-    DesiredState,
     LoadedModel,
     LoadFailure,
-    ModelSource,
     Refusal,
     now,
 )
-from serving.metrics import ServingMetrics
-from serving.schemas import EXAMPLE_RECORD
 
 logger = logging.getLogger(__name__)
 

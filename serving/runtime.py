@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pipeline.threads import limit_threads
 from serving.batcher import MicroBatcher
 from serving.cache import ModelCache
-from serving.deployment import DeploymentHolder, ModelSource
+from serving.deployment import ModelSource
 from serving.inference_log import InferenceLogger, InferenceLogStore
 from serving.metrics import ServingMetrics
 from serving.multiprocess import mark_worker_dead
 from serving.reconcile import Reconciler
 from serving.settings import ServingSettings
+from serving.snapshot import DeploymentHolder
 
 logger = logging.getLogger(__name__)
 

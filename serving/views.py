@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from serving.deployment import Deployment, LoadedModel
 from serving.schemas import DeploymentView, LoadFailureView, ModelView, RefusalView
+from serving.snapshot import Deployment, LoadedModel
 
 
 def _model_view(model: LoadedModel | None) -> ModelView | None:

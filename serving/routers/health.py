@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from serving.deployment import Deployment
 from serving.deps import RuntimeDep
 from serving.schemas import DeploymentView, HealthResponse, ReadyResponse
+from serving.snapshot import Deployment
 from serving.views import deployment_view, failure_views, refusal_views
 
 router = APIRouter(tags=["operations"])

@@ -20,7 +20,6 @@ from fastapi.responses import JSONResponse
 from features import ENTITY_ID, FEATURE_NAMES, FEATURES, SEGMENT
 from interfaces.routing import Variant, key_hash
 from serving.batcher import BatcherStoppedError, MicroBatcher, OverloadedError
-from serving.deployment import Deployment, LoadedModel
 from serving.deps import RuntimeDep
 from serving.inference_log import FailedRecord, InferenceLogger, InferenceRecord
 from serving.metrics import ServingMetrics
@@ -33,6 +32,7 @@ from serving.schemas import (
     PredictResponse,
     ValidationErrorResponse,
 )
+from serving.snapshot import Deployment, LoadedModel
 
 router = APIRouter(tags=["predict"])
 

@@ -22,11 +22,12 @@ from sklearn.pipeline import Pipeline
 from registry import RegistrySettings
 from serving.app import create_app
 from serving.cache import ModelCache
-from serving.deployment import DeploymentHolder, DesiredState, RegistryModelSource, open_read_only
+from serving.deployment import DesiredState, RegistryModelSource, open_read_only
 from serving.inference_log import InferenceLogStore
 from serving.metrics import create_metrics
 from serving.reconcile import Reconciler
 from serving.settings import ServingSettings
+from serving.snapshot import DeploymentHolder
 from tests.unit.serving.conftest import AUTH, ConstantModel, FakeSource, predict_body
 
 pytestmark = pytest.mark.unit
