@@ -21,7 +21,9 @@ The lock is held only to install a snapshot, never while the registry or a model
 awaited: a poll blocked on a dead MLflow must not block ``POST /admin/reload`` or the next poll.
 Polls are numbered, and a slow poll that finishes after a newer one installs nothing. The
 registry's health is tracked separately from the polls in flight: ``registry_error`` reports an
-outage as soon as a poll fails, or once no poll has succeeded for ``stale_after_seconds``.
+outage as soon as a poll fails, or once no poll has succeeded for ``stale_after_seconds``
+(:mod:`serving.registry_health`). What may serve, and the snapshot that serves it, are pure
+functions of the registry's answer and the current snapshot (:mod:`serving.placement`).
 """
 
 from __future__ import annotations
@@ -31,18 +33,18 @@ import contextlib
 import gc
 import itertools
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from features import FEATURE_NAMES
 from interfaces.routing import CANARY, CHAMPION, Variant
 from pipeline.threads import limit_threads
-from registry.admission import Veto, clamp_weight
 from serving.batcher import Predictor, positive_probabilities
 from serving.cache import CachedDeployment, ModelCache
-from serving.deployment import DesiredState, ModelSource
+from serving.deployment import ModelSource
 from serving.metrics import ServingMetrics
+from serving.placement import Target, admit, next_deployment
+from serving.registry_health import RegistryHealth
 from serving.schemas import EXAMPLE_RECORD
 from serving.snapshot import (
     Deployment,
@@ -76,16 +78,6 @@ class ReconcileResult:
     registry_error: str | None = None
 
 
-@dataclass(frozen=True)
-class _Target:
-    """What may serve after the admission checks: versions, weight and refusals."""
-
-    champion: int | None
-    canary: int | None
-    canary_weight: float
-    refusals: tuple[tuple[Variant, int, Veto], ...]
-
-
 def _load_and_check(source: ModelSource, version: int, threads: int) -> Predictor:
     with limit_threads(threads):
         predictor = source.load(version)
@@ -93,24 +85,6 @@ def _load_and_check(source: ModelSource, version: int, threads: int) -> Predicto
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"smoke prediction returned {probability}, not a probability")
     return predictor
-
-
-def _target(desired: DesiredState, max_canary_weight: float) -> _Target:
-    refusals: list[tuple[Variant, int, Veto]] = []
-    champion = desired.champion
-    if champion is not None and champion in desired.vetoes:
-        refusals.append((CHAMPION, champion, desired.vetoes[champion]))
-        champion = None
-    canary = desired.challenger if desired.canary_active else None
-    weight = desired.canary_weight if canary is not None else 0.0
-    if canary is not None and canary in desired.vetoes:
-        refusals.append((CANARY, canary, desired.vetoes[canary]))
-        canary, weight = None, 0.0
-    if canary is not None:
-        weight, veto = clamp_weight(weight, max_canary_weight)
-        if veto is not None:
-            refusals.append((CANARY, canary, veto))
-    return _Target(champion, canary, weight, tuple(refusals))
 
 
 class Reconciler:
@@ -149,16 +123,12 @@ class Reconciler:
         self.retry_failed_seconds = retry_failed_seconds
         self.model_threads = model_threads
         self.max_canary_weight = max_canary_weight
-        self.stale_after_seconds = stale_after_seconds or 3 * interval_seconds
         self.cache = cache
-        self.last_success_at: datetime | None = None
-        self._error: str | None = None
-        self._fresh_since = time.monotonic()
+        self._health = RegistryHealth(stale_after_seconds or 3 * interval_seconds)
         self._failed: dict[int, LoadFailure] = {}
         self._loading: dict[int, asyncio.Future[Predictor]] = {}
         self._tickets = itertools.count(1)
         self._applied = 0
-        self._heard = 0  # the newest poll whose outcome (answer or failure) is known
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -218,33 +188,14 @@ class Reconciler:
 
         Set at once by a failed poll; set too when no poll has succeeded for
         ``stale_after_seconds``, which catches a poll blocked on an MLflow that accepts
-        connections but never answers.
+        connections but never answers (:mod:`serving.registry_health`).
         """
-        age = time.monotonic() - self._fresh_since
-        if age > self.stale_after_seconds:
-            stale = f"registry stale: no successful poll for {age:.0f} s"
-            return f"{stale}; last error: {self._error}" if self._error else stale
-        return self._error
+        return self._health.error
 
-    def _registry_failed(self, exc: Exception, ticket: int) -> None:
-        if ticket < self._heard:
-            return  # a poll started before one that has already answered: old news
-        self._heard = ticket
-        error = f"registry unavailable ({type(exc).__name__})"
-        if error != self._error:  # once per outage, not once per poll
-            logger.warning("reconcile: cannot read the registry: %s", exc)
-        self._error = error
-
-    def _registry_answered(self, ticket: int) -> None:
-        self._fresh_since = time.monotonic()
-        self.last_success_at = now()
-        self.metrics.set_registry_success(self.last_success_at.timestamp())
-        if ticket < self._heard:
-            return
-        self._heard = ticket
-        if self._error is not None:
-            logger.info("reconcile: the registry answers again")
-        self._error = None
+    @property
+    def last_success_at(self) -> datetime | None:
+        """When a poll last read the registry, if one has."""
+        return self._health.last_success_at
 
     # --- one reconciliation ------------------------------------------------------------------
     async def reconcile(self, *, force: bool = False) -> ReconcileResult:
@@ -258,10 +209,10 @@ class Reconciler:
             desired = await asyncio.to_thread(self.source.desired)
         except Exception as exc:
             # Keep serving what we have: a registry outage must not become a serving outage.
-            self._registry_failed(exc, ticket)
+            self._health.failed(exc, ticket)
             return ReconcileResult(False, False, self.holder.current, self.registry_error)
-        self._registry_answered(ticket)
-        target = _target(desired, self.max_canary_weight)
+        self.metrics.set_registry_success(self._health.answered(ticket).timestamp())
+        target = admit(desired, self.max_canary_weight)
         fresh: dict[int, tuple[Predictor, datetime]] = {}
         roles: tuple[tuple[Variant, int | None], ...] = (
             (CHAMPION, target.champion),
@@ -278,7 +229,8 @@ class Reconciler:
                 # A newer poll already installed a newer view of the registry.
                 return ReconcileResult(False, False, current)
             self._applied = ticket
-            new = self._build(desired, target, current, fresh)
+            refusals = self._refusals(target, current)
+            new = next_deployment(desired, target, current, fresh, self._failed, refusals, now())
             self.holder.swap(new)
             self._publish(current, new)
         changed = new.placement() != current.placement()
@@ -326,42 +278,7 @@ class Reconciler:
         self._failed.pop(version, None)
         return predictor
 
-    def _build(
-        self,
-        desired: DesiredState,
-        target: _Target,
-        current: Deployment,
-        fresh: dict[int, tuple[Predictor, datetime]],
-    ) -> Deployment:
-        """The snapshot that serves ``target``, reusing loaded models wherever possible."""
-
-        def model(variant: Variant, version: int | None) -> LoadedModel | None:
-            held = current.champion if variant == CHAMPION else current.canary
-            since = desired.champion_since if variant == CHAMPION else desired.challenger_since
-            if version is None:
-                return None
-            for loaded in (current.champion, current.canary):
-                if loaded is not None and loaded.version == version:
-                    # Promotion reuses the loaded object: no reload, no cold start.
-                    role_since = since or (loaded.since if loaded is held else now())
-                    return LoadedModel(version, loaded.predictor, loaded.loaded_at, role_since)
-            if version in fresh:
-                predictor, loaded_at = fresh[version]
-                return LoadedModel(version, predictor, loaded_at, since or loaded_at)
-            return held  # failed to load: what served this role before keeps serving
-
-        champion_vetoed = desired.champion is not None and target.champion is None
-        # A refused champion is never installed; the one already serving keeps serving.
-        champion = current.champion if champion_vetoed else model(CHAMPION, target.champion)
-        canary = model(CANARY, target.canary) if target.canary is not None else None
-        weight = target.canary_weight if canary is not None else 0.0
-        wanted = {v for v in (target.champion, target.canary) if v is not None}
-        failures = tuple(f for v, f in sorted(self._failed.items()) if v in wanted)
-        return Deployment(
-            champion, canary, weight, failures, now(), self._refusals(target, current)
-        )
-
-    def _refusals(self, target: _Target, current: Deployment) -> tuple[Refusal, ...]:
+    def _refusals(self, target: Target, current: Deployment) -> tuple[Refusal, ...]:
         before = {(r.variant, r.version, r.reason): r for r in current.refusals}
         refusals = []
         for variant, version, veto in target.refusals:
