@@ -4,9 +4,9 @@
 which is fast enough for thousands of canaries. This benchmark measures what the deployed
 controller does instead: rows as the service logs them (``benchmarks/log_traffic.py``: sticky
 customers of unequal size and behaviour, routed by the service's own hash), turned into evidence
-by ``monitoring/log_evidence.py::build_evidence`` after every judge window — including the
+by ``monitoring/judge/log_evidence.py::build_evidence`` after every judge window — including the
 weight read off the rows, the baseline rule and the tail threshold — and judged by
-``monitoring/judge.py::CanaryJudge`` with its default configuration, until it acts or the
+``monitoring/judge/judge.py::CanaryJudge`` with its default configuration, until it acts or the
 window cap. It is slower (every row is real), so it runs fewer canaries per scenario.
 """
 
@@ -23,7 +23,7 @@ import pandas as pd
 
 from benchmarks.log_traffic import Traffic, World
 from monitoring.judge import CanaryJudge, JudgeConfig, Verdict
-from monitoring.log_evidence import LogEvidenceParams, build_evidence, prepare_baseline
+from monitoring.judge.log_evidence import LogEvidenceParams, build_evidence, prepare_baseline
 
 __all__ = ["DEFAULT_SCENARIOS", "LogScenario", "run_log_judge_benchmark"]
 

@@ -10,7 +10,7 @@ a point of [0, 1) (:func:`key_hash`, no salt), and that point is hashed again wi
   fresh, independent set of customers instead of always exposing the same unlucky ones;
 * the inference log records the *unsalted* point, so the monitor can split traffic logged
   before a canary existed by the very rule the canary later used (the judge's baseline,
-  ``monitoring/log_evidence.py``): ``salted(key_hash(key), canary_salt(v)) < weight``. The
+  ``monitoring/judge/log_evidence.py``): ``salted(key_hash(key), canary_salt(v)) < weight``. The
   raw key (a customer id) is never logged.
 """
 

@@ -6,7 +6,7 @@ One cycle (:meth:`Controller.run_once`) does, in order:
    previous process left half done. A canary is live when the ``challenger`` gets traffic.
 2. **Judge the canary** once per completed judge window with
    :class:`~monitoring.judge.CanaryJudge`. Its evidence comes from the inference log
-   (``monitoring/log_evidence.py``): time-matched strata (one per window), clusters of routing
+   (``monitoring/judge/log_evidence.py``): time-matched strata (one per window), clusters of routing
    keys, slices, failed rows, latency, labels, and a baseline of the champion's traffic before
    the canary split by the canary's own rule. When the log cannot say that (a table an older
    service created, a log lagging the counters), the judge falls back to the metrics source's
@@ -82,7 +82,7 @@ from monitoring.judge import (
     JudgeResult,
     Verdict,
 )
-from monitoring.log_evidence import (
+from monitoring.judge.log_evidence import (
     BaselineRows,
     LogEvidenceParams,
     UnusableLog,

@@ -14,7 +14,7 @@ Three inputs feed a canary judgement and the drift job:
   judge's prediction-distribution guardrail), the delayed labels joined to them (quality),
   windows of logged rows for the drift checks, and every row with its time, routing hash,
   latency, slice and failure (:meth:`InferenceLogSource.judge_inputs`), from which
-  ``monitoring/log_evidence.py`` builds the judge's stratified, cluster-robust evidence.
+  ``monitoring/judge/log_evidence.py`` builds the judge's stratified, cluster-robust evidence.
 * **MLflow** (:class:`RunArtifacts`): the reference sample logged with each model version's
   training run (``interfaces/tags.py::REFERENCE_ARTIFACT``), and where a canary's drift
   report is attached.
@@ -463,7 +463,7 @@ class LogSource(Protocol):
 
 
 class JudgeLogInputs(NamedTuple):
-    """What ``monitoring/log_evidence.py`` builds the judge's evidence from.
+    """What ``monitoring/judge/log_evidence.py`` builds the judge's evidence from.
 
     Attributes:
         rows: Rows scored or failed over the canary's life (``judge_rows``).

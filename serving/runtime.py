@@ -56,6 +56,49 @@ async def _create_schema(store: InferenceLogStore, wait_seconds: float) -> bool:
     return False
 
 
+async def _start_inference_log(
+    settings: ServingSettings, metrics: ServingMetrics, store: InferenceLogStore
+) -> InferenceLogger:
+    """The started inference logger on ``store``, publishing its queue in ``metrics``."""
+
+    def on_write(written: int, queued: int) -> None:
+        metrics.log_written.inc(written)
+        metrics.set_log_queue_depth(queued)
+
+    schema_ready = await _create_schema(store, settings.startup_registry_wait_seconds)
+    inference_log = InferenceLogger(
+        store,
+        max_queue=settings.inference_log_queue_size,
+        flush_seconds=settings.inference_log_flush_seconds,
+        on_drop=metrics.log_dropped.inc,
+        on_write=on_write,
+        on_write_failure=metrics.log_write_failures.inc,
+        schema_ready=schema_ready,
+    )
+    inference_log.start()
+    return inference_log
+
+
+def _reconciler(
+    settings: ServingSettings,
+    metrics: ServingMetrics,
+    source: ModelSource,
+    holder: DeploymentHolder,
+) -> Reconciler:
+    """The reconciler ``settings`` describe, not started yet."""
+    cache = ModelCache(settings.resolved_model_cache_dir) if settings.model_cache_enabled else None
+    return Reconciler(
+        source,
+        holder,
+        metrics,
+        interval_seconds=settings.reconcile_interval_seconds,
+        model_threads=settings.model_threads,
+        max_canary_weight=settings.max_canary_weight,
+        stale_after_seconds=settings.registry_stale_after_seconds,
+        cache=cache,
+    )
+
+
 @dataclass
 class ServingRuntime:
     """The live parts of one process.
@@ -107,22 +150,7 @@ class ServingRuntime:
             logger.warning("admin token is a placeholder: acceptable in dev mode only")
         inference_log = None
         if store is not None:
-
-            def on_write(written: int, queued: int) -> None:
-                metrics.log_written.inc(written)
-                metrics.set_log_queue_depth(queued)
-
-            schema_ready = await _create_schema(store, settings.startup_registry_wait_seconds)
-            inference_log = InferenceLogger(
-                store,
-                max_queue=settings.inference_log_queue_size,
-                flush_seconds=settings.inference_log_flush_seconds,
-                on_drop=metrics.log_dropped.inc,
-                on_write=on_write,
-                on_write_failure=metrics.log_write_failures.inc,
-                schema_ready=schema_ready,
-            )
-            inference_log.start()
+            inference_log = await _start_inference_log(settings, metrics, store)
         batcher = MicroBatcher(
             max_rows=settings.batch_max_rows,
             window_seconds=settings.batch_window_ms / 1000.0,
@@ -132,18 +160,7 @@ class ServingRuntime:
         )
         batcher.start()
         holder = DeploymentHolder()
-        reconciler = Reconciler(
-            source,
-            holder,
-            metrics,
-            interval_seconds=settings.reconcile_interval_seconds,
-            model_threads=settings.model_threads,
-            max_canary_weight=settings.max_canary_weight,
-            stale_after_seconds=settings.registry_stale_after_seconds,
-            cache=ModelCache(settings.resolved_model_cache_dir)
-            if settings.model_cache_enabled
-            else None,
-        )
+        reconciler = _reconciler(settings, metrics, source, holder)
         # Startup waits for the first poll only so long: with the registry down, the service
         # must still come up, answer /health, and serve its cached models (or say why not).
         first = reconciler.reconcile_in_background()
