@@ -73,7 +73,6 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from interfaces.files import write_json_atomically
 from interfaces.routing import CANARY, CHAMPION, Variant
 from monitoring.drift import DriftDetector, DriftError, DriftResult, recommend
-from monitoring.evidence import CanaryEvidence
 from monitoring.judge import (
     CanaryJudge,
     CanaryObservation,
@@ -82,6 +81,7 @@ from monitoring.judge import (
     JudgeResult,
     Verdict,
 )
+from monitoring.judge.evidence import CanaryEvidence
 from monitoring.judge.log_evidence import (
     BaselineRows,
     LogEvidenceParams,

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from monitoring.sequential import (
+from monitoring.judge.psi import ScoreEvidence
+from monitoring.judge.sequential import (
     DifferenceSequence,
     confidence_sequence,
     difference_of_proportions,
@@ -52,7 +53,6 @@ from monitoring.sequential import (
 __all__ = [
     "CanaryEvidence",
     "MeanEvidence",
-    "ScoreEvidence",
     "TAIL_QUANTILE",
     "mean_sequence",
     "proportion_sequence",
@@ -324,7 +324,7 @@ def proportion_sequence(
 ) -> DifferenceSequence:
     """Anytime-valid bounds on a time-matched difference of rates (``y`` is 0 or 1).
 
-    The score-type sequence of :func:`~monitoring.sequential.difference_of_proportions`, fed
+    The score-type sequence of :func:`~monitoring.judge.sequential.difference_of_proportions`, fed
     *effective* counts: each variant's time-matched rate over a number of trials chosen so that
     the independent-trials variance equals the stratified one divided by the design effect.
     With one stratum and no clustering the effective counts are the real ones.
@@ -351,70 +351,6 @@ def proportion_sequence(
         alpha_upper=alpha_upper,
         mixture_scale=mixture_scale,
     )
-
-
-@dataclass(frozen=True)
-class ScoreEvidence:
-    """Score histograms for the prediction-distribution guardrail, time-matched.
-
-    The champion's histogram of each stratum is reweighted by ``n1k / n0k`` so that, summed, it
-    has the canary's time profile: a platform-wide shift of the inputs during a ramp moves both
-    sides alike. Reweighting costs sample size; :attr:`champion_effective` is Kish's effective
-    number of champion scores, which the noise allowance uses.
-
-    Attributes:
-        canary: Canary scores per bin, shape ``(B, bins)``.
-        champion_matched: Reweighted champion scores per bin, shape ``(B, bins)``.
-        champion_weight_sq: ``sum_k n1k**2 / n0k``, shape ``(B,)`` (for the effective size).
-        design_effect: Variance inflation from clustered scores (at least 1), shape ``(B,)``.
-    """
-
-    canary: FloatArray
-    champion_matched: FloatArray
-    champion_weight_sq: FloatArray
-    design_effect: FloatArray
-
-    @classmethod
-    def stratum(
-        cls, canary: npt.ArrayLike, champion: npt.ArrayLike, design_effect: npt.ArrayLike = 1.0
-    ) -> ScoreEvidence:
-        """One stratum's histograms, shape ``(B, bins)`` each."""
-        c = np.asarray(canary, dtype=np.float64)
-        r = np.asarray(champion, dtype=np.float64)
-        if c.shape != r.shape or c.ndim != 2:
-            raise ValueError(
-                f"score histograms must share a (batch, bins) shape: {c.shape}, {r.shape}"
-            )
-        n1, n0 = c.sum(axis=-1), r.sum(axis=-1)
-        both = (n1 > 0) & (n0 > 0)
-        ratio = np.where(both, n1 / np.maximum(n0, 1.0), 0.0)
-        return cls(
-            canary=np.where(both[:, None], c, 0.0),
-            champion_matched=ratio[:, None] * r,
-            champion_weight_sq=np.where(both, n1 * ratio, 0.0),
-            design_effect=np.broadcast_to(np.asarray(design_effect, dtype=np.float64), n1.shape),
-        )
-
-    def __add__(self, other: ScoreEvidence) -> ScoreEvidence:
-        """Histograms of the union of two disjoint sets of strata."""
-        return ScoreEvidence(
-            canary=self.canary + other.canary,
-            champion_matched=self.champion_matched + other.champion_matched,
-            champion_weight_sq=self.champion_weight_sq + other.champion_weight_sq,
-            design_effect=np.maximum(self.design_effect, other.design_effect),
-        )
-
-    @property
-    def canary_count(self) -> FloatArray:
-        """Canary scores in comparable strata."""
-        return np.asarray(self.canary.sum(axis=-1), dtype=np.float64)
-
-    @property
-    def champion_effective(self) -> FloatArray:
-        """Kish's effective sample size of the reweighted champion histogram."""
-        n1 = self.canary_count
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.champion_weight_sq > 0, n1 * n1 / self.champion_weight_sq, 0.0)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """What the controller hands the judge: cumulative data per variant, and its evidence form.
 
 These models validate what comes from outside (Prometheus, the inference log, a test) with
-errors that name the field and the rule. :meth:`CanaryObservation.to_evidence` turns an
-observation into the judge's :class:`~monitoring.evidence.CanaryEvidence`: one stratum (the
-canary's whole life) and no cluster information, which is what cumulative counters can say. The
-inference log says more (windows, routing-key groups, slices; :mod:`monitoring.log_evidence`),
-and the judge accepts either.
+errors that name the field and the rule. :func:`observation_evidence` turns an observation into
+the judge's :class:`~monitoring.judge.evidence.CanaryEvidence`: one stratum (the canary's whole
+life) and no cluster information, which is what cumulative counters can say
+(``monitoring/judge/counters.py`` builds the observation from them). The inference log says
+more (windows, routing-key groups, slices; :mod:`monitoring.judge.log_evidence`), and the judge
+accepts either.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from monitoring.evidence import CanaryEvidence, MeanEvidence, ScoreEvidence, stratum_evidence
+from monitoring.judge.evidence import CanaryEvidence, MeanEvidence, stratum_evidence
+from monitoring.judge.psi import ScoreEvidence
 
 __all__ = [
     "CanaryObservation",

@@ -228,7 +228,9 @@ def test_a_missing_file_is_reported() -> None:
 
 def test_a_missing_symbol_is_reported() -> None:
     """A symbol the module does not define is dangling, top-level or as Class.member."""
-    text = "`pipeline/gates.py::no_such_gate` and\n`monitoring/judge/judge.py::CanaryJudge.no_such`\n"
+    text = (
+        "`pipeline/gates.py::no_such_gate` and\n`monitoring/judge/judge.py::CanaryJudge.no_such`\n"
+    )
     assert _check(text) == [
         "docs/synthetic.md:1: `pipeline/gates.py` defines no `no_such_gate`",
         "docs/synthetic.md:2: `monitoring/judge/judge.py` defines no `CanaryJudge.no_such`",
@@ -251,7 +253,8 @@ def test_existing_functions_classes_members_and_constants_resolve() -> None:
     """Functions, classes, methods, enum members and annotated constants all count as defined."""
     text = (
         "`pipeline/gates.py::decide` `pipeline/gates.py::paired_bootstrap_auc_diff` "
-        "`monitoring/judge/judge.py::CanaryJudge.evaluate` `monitoring/judge/results.py::SignalName.LATENCY` "
+        "`monitoring/judge/judge.py::CanaryJudge.evaluate` "
+        "`monitoring/judge/results.py::SignalName.LATENCY` "
         "`interfaces/metric_names.py::EIGHT_METRICS` `ci/__init__.py::run_pipeline` "
         "`.github/workflows/ml-pipeline.yml` [adr](adr/README.md) [q](#top)\n# Top\n"
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitoring.evidence import (
+from monitoring.judge.evidence import (
     MeanEvidence,
-    ScoreEvidence,
     mean_sequence,
     proportion_sequence,
     stratum_evidence,
 )
+from monitoring.judge.psi import ScoreEvidence
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,6 @@ import numpy as np
 import pydantic
 import pytest
 
-from monitoring.evidence import CanaryEvidence, MeanEvidence, ScoreEvidence, stratum_evidence
 from monitoring.judge import (
     CanaryJudge,
     CanaryObservation,
@@ -24,7 +23,9 @@ from monitoring.judge import (
     Verdict,
     VerdictCode,
 )
-from monitoring.observation import observation_evidence
+from monitoring.judge.evidence import CanaryEvidence, MeanEvidence, stratum_evidence
+from monitoring.judge.observation import observation_evidence
+from monitoring.judge.psi import ScoreEvidence
 
 pytestmark = pytest.mark.unit
 

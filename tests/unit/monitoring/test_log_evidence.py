@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from benchmarks.log_traffic import Traffic, World
-from monitoring.evidence import TAIL_QUANTILE
 from monitoring.judge import CanaryJudge, SignalName, Verdict
-from monitoring.log_evidence import LogEvidenceParams, UnusableLog, build_evidence
-from monitoring.observation import observation_evidence
-from monitoring.sources import VariantCounts, build_observation
+from monitoring.judge.counters import VariantCounts, build_observation
+from monitoring.judge.evidence import TAIL_QUANTILE
+from monitoring.judge.log_evidence import LogEvidenceParams, UnusableLog, build_evidence
+from monitoring.judge.observation import observation_evidence
 
 pytestmark = pytest.mark.unit
 

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from monitoring.sequential import (
+from monitoring.judge.psi import population_stability_index, psi_noise_allowance
+from monitoring.judge.sequential import (
     difference_of_means,
     difference_of_proportions,
     mixture_boundary,
-    population_stability_index,
-    psi_noise_allowance,
     spent_alpha,
 )
 
