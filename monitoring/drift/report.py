@@ -1,6 +1,6 @@
 """The Evidently side of the drift checks: one ``Report`` of per-column ``ValueDrift``, as HTML.
 
-``monitoring/drift.py`` computes the scores and thresholds; this module asks Evidently 0.7 for
+``monitoring/drift/`` computes the scores and thresholds; this module asks Evidently 0.7 for
 the same distances (one ``ValueDrift(column, method, threshold)`` per column, so the report shows
 the calibrated thresholds, not Evidently's defaults) and writes its self-contained HTML: the
 JavaScript bundle and the icon font are embedded, and nothing is fetched when the report is
@@ -20,12 +20,15 @@ from typing import Any, Literal
 import pandas as pd
 
 from interfaces.files import write_text_atomically
+from monitoring.drift.calibration import DriftCalibration
+from monitoring.drift.config import DriftConfig, column_kind, require_columns
 
 __all__ = [
     "ColumnSpec",
     "ValueDriftReport",
     "build_value_drift_report",
     "value_drift_scores",
+    "write_html_report",
     "write_value_drift_html",
 ]
 
@@ -153,3 +156,60 @@ def write_value_drift_html(
     """Build the report (:func:`build_value_drift_report`) and write its HTML atomically."""
     report = build_value_drift_report(reference, current, specs, title)
     return write_text_atomically(path, report.html)
+
+
+def write_html_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    path: Path,
+    config: DriftConfig | None = None,
+    *,
+    calibration: DriftCalibration | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write Evidently's HTML drift report of one window, atomically (temp file + rename).
+
+    The report holds one Evidently ``ValueDrift`` per checked column with the same method as the
+    check and, when ``calibration`` is given, the calibrated threshold, so its distances and
+    their flags are the ones :func:`check_drift` exported (null spikes are judged by the check
+    alone: Evidently drops nulls before scoring). The file is self-contained: the
+    JavaScript bundle and the icon font are embedded, nothing is fetched when it is viewed.
+
+    Args:
+        reference: The reference sample.
+        current: The window (its prediction column is renamed to the reference's name).
+        path: Where to write the ``.html`` file; its directory is created if needed.
+        config: Drift parameters; defaults to ``DriftConfig()``.
+        calibration: Thresholds to show; without it Evidently's default thresholds are shown.
+        title: Stored in the report's metadata (e.g. ``"champion v3, 12:00-12:15"``).
+
+    Returns:
+        ``path``.
+    """
+    config = config or DriftConfig()
+    specs: list[ColumnSpec] = []
+    window = current
+    columns = list(config.checked_features())
+    if (
+        config.reference_prediction_column in reference.columns
+        and config.window_prediction_column in current.columns
+    ):
+        columns.append(config.reference_prediction_column)
+        if config.window_prediction_column != config.reference_prediction_column:
+            window = current.drop(columns=[config.reference_prediction_column], errors="ignore")
+            window = window.rename(
+                columns={config.window_prediction_column: config.reference_prediction_column}
+            )
+    require_columns(reference, columns, "reference")
+    require_columns(window, columns, "window")
+    for column in columns:
+        threshold = None
+        if calibration is not None:
+            entry = (
+                calibration.prediction
+                if column == config.reference_prediction_column
+                else calibration.column(column)
+            )
+            threshold = None if entry is None else entry.threshold
+        specs.append(ColumnSpec(column, column_kind(column), config.method_for(column), threshold))
+    return write_value_drift_html(reference, window, specs, path, title=title)

@@ -12,7 +12,6 @@ import pytest
 from pydantic import ValidationError
 
 from features import FEATURE_NAMES
-from monitoring import drift_report
 from monitoring.drift import (
     CalibrationError,
     CalibrationMismatchError,
@@ -27,6 +26,7 @@ from monitoring.drift import (
     column_distance,
     recommend,
 )
+from monitoring.drift import report as drift_report
 from pipeline.data import default_probability, generate
 from pipeline.scenarios import apply_scenario
 
@@ -239,7 +239,7 @@ def test_broad_drift_marks_the_dataset_as_drifted(
 
 def test_calibration_split_scoring_equals_the_check_distance(reference: pd.DataFrame) -> None:
     """The calibration's O(rows) split scoring is the same distance the check computes."""
-    from monitoring.drift import _prepare
+    from monitoring.drift.calibration import _prepare
 
     config = DriftConfig()
     in_window = np.zeros(len(reference), dtype=bool)
