@@ -20,7 +20,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "monitor": ("monitoring.cli", "monitor", "Run the drift checks, canary judge and controller."),
     "traffic": ("mlplat.traffic", "traffic", "Send generated requests and delayed labels."),
     "demo": ("mlplat.demo", "demo", "Run the closed-loop demo end to end."),
-    "bench": ("mlplat.bench", "bench", "Run a benchmark and write its figures to a file."),
+    "bench": ("benchmarks.cli", "bench", "Run a benchmark and write its figures to a file."),
 }
 
 

@@ -6,7 +6,6 @@ parameter (defaults in ``pipeline/conf/parameters.yml``).
 """
 
 from pipeline.behaviour import BehaviouralCheck, run_behavioural_checks
-from pipeline.benchmark import BenchmarkResult, benchmark
 from pipeline.config import (
     ConfigError,
     DataConfig,
@@ -68,7 +67,6 @@ __all__ = [
     "SKOPS_TRUSTED_TYPES",
     "STAGES",
     "BehaviouralCheck",
-    "BenchmarkResult",
     "BootstrapInterval",
     "ClassificationMetrics",
     "Classifier",
@@ -97,7 +95,6 @@ __all__ = [
     "ValidationConfig",
     "ValidationReport",
     "apply_scenario",
-    "benchmark",
     "brier",
     "build_model",
     "build_suite",

@@ -1,4 +1,4 @@
-"""Command line: ``mlplat serve`` / ``python -m serving``, and the serving benchmark.
+"""Command line: ``mlplat serve`` / ``python -m serving``.
 
 ``serve`` validates the settings before anything starts (a placeholder admin token outside dev
 mode is refused here, with the reason, rather than in each worker), pins BLAS/OpenMP threads, and
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -109,47 +108,3 @@ def serve(host: str, port: int, workers: int, log_level: str, access_log: bool) 
             # Headers larger than this are refused by the parser (h11; httptools caps at 80 KB).
             h11_max_incomplete_event_size=64 * 1024,
         )
-
-
-@click.command("serve")
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON file for the figures (written atomically).",
-)
-@click.option("--duration", default=5.0, show_default=True, type=click.FloatRange(1.0, 600.0))
-@click.option("--rounds", default=3, show_default=True, type=click.IntRange(1, 20))
-@click.option(
-    "--pairs",
-    default=10,
-    show_default=True,
-    type=click.IntRange(1, 100),
-    help="Back-to-back instrumented/uninstrumented runs at concurrency 32.",
-)
-@click.option(
-    "--concurrency",
-    "concurrencies",
-    multiple=True,
-    type=click.IntRange(1, 1024),
-    help="Concurrent connections (repeatable); default 1, 8 and 32.",
-)
-def bench_serve(
-    out: Path, duration: float, rounds: int, pairs: int, concurrencies: tuple[int, ...]
-) -> None:
-    """Benchmark predict_proba, a naive endpoint and the real service side by side."""
-    from serving.bench import BenchmarkError, format_table, run_serving_benchmark
-
-    try:
-        result = run_serving_benchmark(
-            out,
-            duration_seconds=duration,
-            rounds=rounds,
-            instrumentation_pairs=pairs,
-            concurrencies=concurrencies or (1, 8, 32),
-            progress=lambda line: click.echo(line, err=True),
-        )
-    except BenchmarkError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(format_table(result))
-    click.echo(f"figures written to {out}")

@@ -1,6 +1,6 @@
 """Real processes racing alias moves, and a real process dying mid-move.
 
-The race (:mod:`registry.race`) runs four worker processes that promote, roll back, start
+The race (:mod:`benchmarks.race.harness`) runs four worker processes that promote, roll back, start
 canaries, change weights and reject at once, with random stalls injected at every step of every
 move; after each round MLflow and the event log must agree with no event attributed to "outside
 mlplat". A few rounds per backend here (the CI budget); ``mlplat bench registry-race`` runs 500.
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from benchmarks.race.harness import RaceConfig, run_race
 from registry import (
     Action,
     DeploymentState,
@@ -25,7 +26,6 @@ from registry import (
     ensure_experiment,
     open_registry,
 )
-from registry.race import RaceConfig, run_race
 from tests.integration.conftest import MlflowServerFactory, PostgresDatabaseFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

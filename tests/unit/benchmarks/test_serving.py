@@ -1,20 +1,16 @@
-"""The benchmark's parsing and verdicts (the benchmark itself runs via ``mlplat bench serve``)."""
+"""The serving benchmark's parsing and verdicts (the benchmark itself: ``mlplat bench serve``)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from serving.bench import (
-    _goals,
-    _write_atomically,
-    format_table,
-    instrumentation_change,
-    measure_instrumentation_cpu,
-)
-from serving.bench_load import BenchmarkError, LoadResult, parse_wrk
+from benchmarks.report import BenchmarkError
+from benchmarks.serving.goals import instrumentation_change, serving_goals
+from benchmarks.serving.in_process import measure_instrumentation_cpu
+from benchmarks.serving.load import LoadResult, parse_wrk
+from benchmarks.serving.run import format_table
 
 pytestmark = pytest.mark.unit
 
@@ -96,7 +92,7 @@ def test_goals_compare_the_service_with_the_naive_endpoint_at_32() -> None:
         "service_uninstrumented": {"32": _figures(1_550.0, 28.0)},
     }
     change = instrumentation_change([_run(970)], [_run(1_000)])
-    goals = _goals(http, change, 20.0)
+    goals = serving_goals(http, change, 20.0)
     assert goals["throughput_ratio"] == 15.0
     assert goals["throughput_goal_met"] is True
     assert goals["p99_goal_met"] is True
@@ -107,7 +103,7 @@ def test_goals_compare_the_service_with_the_naive_endpoint_at_32() -> None:
 def test_a_six_percent_instrumentation_cost_misses_the_goal() -> None:
     """A 6% throughput cost from instrumentation misses the goal."""
     http = {name: {"32": _figures(1_000.0, 20.0)} for name in ("naive", "service")}
-    goals = _goals(http, instrumentation_change([_run(940)], [_run(1_000)]), 20.0)
+    goals = serving_goals(http, instrumentation_change([_run(940)], [_run(1_000)]), 20.0)
     assert goals["instrumentation_goal_met"] is False
 
 
@@ -120,7 +116,7 @@ def test_the_table_names_every_target_and_the_verdicts() -> None:
     result = {
         "predict_proba": {"1": {"ms_per_call": 4.0, "ms_per_row": 4.0}},
         "http": http,
-        "goals": _goals(http, instrumentation_change([_run(400)], [_run(400)]), 12.0),
+        "goals": serving_goals(http, instrumentation_change([_run(400)], [_run(400)]), 12.0),
     }
     table = format_table(result)
     for expected in ("| naive | 32 | 100.0 |", "service_uninstrumented", "4.00x", "met", "12.0 us"):
@@ -131,11 +127,3 @@ def test_the_in_process_instrumentation_cost_is_measured(tmp_path: Path) -> None
     """The in-process instrumentation cost is measured as a plausible number of microseconds."""
     cost = measure_instrumentation_cpu(tmp_path, requests=200)
     assert 0.0 < cost < 10_000.0
-
-
-def test_figures_are_written_atomically(tmp_path: Path) -> None:
-    """Figures are written to their file with no temp file left behind."""
-    out = tmp_path / "results" / "serving.json"
-    _write_atomically(out, {"a": 1})
-    assert json.loads(out.read_text()) == {"a": 1}
-    assert [p.name for p in out.parent.iterdir()] == ["serving.json"]

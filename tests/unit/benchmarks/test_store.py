@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from registry.bench import QUERIES, StoreBenchmarkError, format_table, run_store_benchmark
+from benchmarks.report import BenchmarkError
+from benchmarks.store.run import format_table, run_store_benchmark
+from benchmarks.store.stores import QUERIES
 
 
 def _tiny_run(out: Path, postgres_url: str | None) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def test_bad_settings_are_refused_naming_the_field(
 ) -> None:
     """Out-of-range sizes or settings raise a readable error and write nothing."""
     out = tmp_path / "store.json"
-    with pytest.raises(StoreBenchmarkError, match=field):
+    with pytest.raises(BenchmarkError, match=field):
         run_store_benchmark(out, postgres_url=None, **kwargs)
     assert not out.exists()
 

@@ -21,10 +21,11 @@ from typing import Any
 import pandas as pd
 from fastapi import FastAPI
 
-from serving.app import create_app
-from serving.batcher import limit_threads
-from serving.deployment import FileModelSource
+from pipeline.threads import limit_threads
+from serving import FileModelSource, create_app
 from serving.schemas import PredictRequest, PredictResponse
+
+__all__ = ["MODEL_PATH_ENV", "naive_app", "service_app"]
 
 MODEL_PATH_ENV = "MLPLAT_BENCH_MODEL_PATH"
 """Environment variable naming the skops model file both apps serve."""

@@ -1,4 +1,4 @@
-"""Load generation for :mod:`serving.bench`: servers in their own processes, ``wrk`` runs.
+"""Load generation for the serving benchmark: servers in their own processes, ``wrk`` runs.
 
 Everything here measures from the outside: a server is a uvicorn process, the load is a ``wrk``
 process, and the server's CPU time comes from ``/proc`` — nothing shares an interpreter (or a
@@ -18,9 +18,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
 
-class BenchmarkError(RuntimeError):
-    """The benchmark could not run (missing tool, server that does not start, failed load)."""
+from benchmarks.report import BenchmarkError
+
+__all__ = [
+    "LoadResult",
+    "measured_run",
+    "parse_wrk",
+    "run_wrk",
+    "server",
+    "simultaneous_runs",
+    "wait_until_idle",
+    "wrk_version",
+]
 
 
 @dataclass(frozen=True)
@@ -155,41 +166,15 @@ def server(
         ready_path: Polled until it answers 200.
         smoke_body: A ``/predict`` body that must answer 200 before any measurement.
     """
-    import httpx
-
     port = _free_port()
     log_path = workdir / f"{name}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        factory,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            _uvicorn_command(factory, port), env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise BenchmarkError(f"{name} server exited with {process.returncode}:\n{tail}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + ready_path, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise BenchmarkError(f"{name} server not ready within 120 s (see {log_path})")
-            time.sleep(0.2)
+        _wait_until_ready(name, process, base + ready_path, log_path)
         answer = httpx.post(
             base + "/predict",
             content=smoke_body,
@@ -206,6 +191,31 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _uvicorn_command(factory: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", factory,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def _wait_until_ready(
+    name: str, process: subprocess.Popen[bytes], url: str, log_path: Path
+) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if it exits or stalls."""
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise BenchmarkError(f"{name} server exited with {process.returncode}:\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"{name} server not ready within 120 s (see {log_path})")
+        time.sleep(0.2)
 
 
 def wrk_version(wrk: str) -> str:
