@@ -20,7 +20,8 @@ from registry.errors import (
     StaleStateError,
     VersionNotFoundError,
 )
-from registry.events import Action, DeploymentEvent, EventStatus, EventStore, JsonValue
+from registry.event_store import EventStore
+from registry.events import Action, DeploymentEvent, EventStatus, JsonValue
 from registry.factory import ensure_experiment, open_registry, registry_from_settings
 from registry.registry import ModelRegistry
 from registry.settings import RegistrySettings, get_settings

@@ -10,7 +10,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from registry.events import EventStore
+from registry.event_store import EventStore
 from registry.mlflow_store import unavailable_as_error
 from registry.registry import ModelRegistry
 from registry.settings import RegistrySettings, get_settings, sqlite_path

@@ -43,29 +43,17 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from registry.database import translate_errors, write_transaction
 from registry.errors import EventStoreError, LeaseLostError, MoveInProgressError
-from registry.event_table import model_locks
+from registry.lease import Lease, LockHolder, check_lease, free, holder, renew, try_take
 
-__all__ = [
-    "Lease",
-    "LockHolder",
-    "ModelLock",
-    "advisory_key",
-    "check_lease",
-    "holder",
-    "new_owner_id",
-    "take_advisory_xact_lock",
-]
+__all__ = ["ModelLock", "advisory_key", "new_owner_id", "take_advisory_xact_lock"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,98 +78,6 @@ def take_advisory_xact_lock(conn: Connection, purpose: str, model_name: str) -> 
     if conn.dialect.name == "postgresql":
         key = advisory_key(purpose, model_name)
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A held lock.
-
-    Attributes:
-        model_name: The model whose aliases the holder may move.
-        owner: Unique id of this acquisition (``actor#random``).
-        token: Fencing token: grows on every acquisition of this model's lock.
-    """
-
-    model_name: str
-    owner: str
-    token: int
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    """Who holds a model's lock, as the ``model_locks`` row says.
-
-    Attributes:
-        owner: The holder's id, or ``None`` if the lock is free.
-        token: The fencing token of the latest acquisition.
-        expires_at: When the holder's lease runs out, if held.
-    """
-
-    owner: str | None
-    token: int
-    expires_at: datetime | None
-
-    def live(self, now: datetime) -> bool:
-        """Whether a holder's lease is still running at ``now``."""
-        return self.owner is not None and self.expires_at is not None and self.expires_at > now
-
-    def describe(self) -> str:
-        """For messages."""
-        if self.owner is None:
-            return "nobody"
-        until = f"{self.expires_at:%H:%M:%S}Z" if self.expires_at else "?"
-        return f"{self.owner} (lease until {until})"
-
-
-def holder(conn: Connection, model_name: str) -> LockHolder:
-    """The lock row of ``model_name`` (free if there is none)."""
-    c = model_locks.c
-    row = conn.execute(
-        sa.select(c.owner, c.token, c.expires_at).where(c.model_name == model_name)
-    ).first()
-    if row is None:
-        return LockHolder(None, 0, None)
-    return LockHolder(row.owner, int(row.token), row.expires_at)
-
-
-def check_lease(conn: Connection, lease: Lease) -> None:
-    """Raise :class:`LeaseLostError` unless ``lease`` is still the live holder of its lock."""
-    now = datetime.now(UTC)
-    current = holder(conn, lease.model_name)
-    if current.owner != lease.owner or current.token != lease.token or not current.live(now):
-        raise LeaseLostError(
-            f"the lock on {lease.model_name!r} is no longer held by {lease.owner} (token "
-            f"{lease.token}); it is held by {current.describe()}. Nothing more was written: "
-            "the move is left to reconcile"
-        )
-
-
-def _ensure_row(conn: Connection, model_name: str) -> None:
-    values = {"model_name": model_name, "owner": None, "token": 0}
-    insert: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(model_locks)
-    conn.execute(insert.values(values).on_conflict_do_nothing(index_elements=["model_name"]))
-
-
-def _try_take(conn: Connection, model_name: str, owner: str, lease_s: float) -> int | None:
-    """Take the lock if it is free or its lease expired; the new token, or ``None``."""
-    _ensure_row(conn, model_name)
-    now = datetime.now(UTC)
-    c = model_locks.c
-    token = conn.execute(
-        model_locks.update()
-        .where(
-            c.model_name == model_name,
-            sa.or_(c.owner.is_(None), c.expires_at.is_(None), c.expires_at <= now),
-        )
-        .values(
-            owner=owner,
-            token=c.token + 1,
-            acquired_at=now,
-            expires_at=now + timedelta(seconds=lease_s),
-        )
-        .returning(c.token)
-    ).scalar()
-    return None if token is None else int(token)
 
 
 class ModelLock:
@@ -302,7 +198,7 @@ class ModelLock:
             return None  # read first: a waiter does not take SQLite's write lock to find out
         with write_transaction(self._engine) as conn:
             before = holder(conn, self.model_name)
-            token = _try_take(conn, self.model_name, self.owner, self.lease_seconds)
+            token = try_take(conn, self.model_name, self.owner, self.lease_seconds)
         if token is None:
             return None
         if before.owner is not None:
@@ -344,21 +240,12 @@ class ModelLock:
                 return
             try:
                 with write_transaction(self._engine) as conn:
-                    c = model_locks.c
-                    renewed = conn.execute(
-                        model_locks.update()
-                        .where(
-                            c.model_name == lease.model_name,
-                            c.owner == lease.owner,
-                            c.token == lease.token,
-                        )
-                        .values(expires_at=self._expiry())
-                    ).rowcount
+                    renewed = renew(conn, lease, self._expiry())
             except sa.exc.SQLAlchemyError as exc:
                 # The lease runs on; check() fails once it has really expired.
                 logger.warning("renewing the lock of %s failed: %s", lease.model_name, exc)
                 continue
-            if renewed != 1:
+            if not renewed:
                 self._lost = True
                 logger.error("lock of %s was taken by someone else", lease.model_name)
                 return
@@ -388,17 +275,8 @@ class ModelLock:
         lease, self.lease = self.lease, None
         try:
             if lease is not None:
-                c = model_locks.c
                 with write_transaction(self._engine) as conn:
-                    conn.execute(
-                        model_locks.update()
-                        .where(
-                            c.model_name == lease.model_name,
-                            c.owner == lease.owner,
-                            c.token == lease.token,
-                        )
-                        .values(owner=None, expires_at=None)
-                    )
+                    free(conn, lease)
         except (sa.exc.SQLAlchemyError, EventStoreError) as exc:
             logger.warning(
                 "could not release the lock of %s (%s); it frees itself in %g s",

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 
-from registry.events import Action, DeploymentEvent, EventStore
+from registry.event_store import EventStore
+from registry.events import Action, DeploymentEvent
 from registry.failpoints import Failpoints
 from registry.mlflow_store import MlflowModelStore
 from registry.moves import is_partial

@@ -31,7 +31,8 @@ from registry.errors import (
     MoveNotRecordedError,
     StaleStateError,
 )
-from registry.events import Action, DeploymentEvent, EventStore, JsonValue
+from registry.event_store import EventStore
+from registry.events import Action, DeploymentEvent, JsonValue
 from registry.failpoints import Failpoints
 from registry.lock import ModelLock, new_owner_id
 from registry.mlflow_store import MlflowModelStore
