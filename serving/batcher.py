@@ -36,9 +36,7 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURES, NumericFeature
-
-# Re-exported (``as``) for serving/bench*.py, which import it from here until they move out.
-from pipeline.threads import limit_threads as limit_threads
+from pipeline.threads import limit_threads
 
 RowValues = Sequence[Any]
 """One record's feature values, in contract order (``features.FEATURE_NAMES``)."""
