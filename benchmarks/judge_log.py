@@ -1,10 +1,11 @@
 """The canary judge on the controller's own input path: logged rows → evidence → verdict.
 
-``mlplat bench judge`` measures the judge on simulated *evidence* (``monitoring/simulation.py``),
-which is fast enough for thousands of canaries. This benchmark measures what the deployed
-controller does instead: rows as the service logs them (``benchmarks/log_traffic.py``: sticky
-customers of unequal size and behaviour, routed by the service's own hash), turned into evidence
-by ``monitoring/judge/log_evidence.py::build_evidence`` after every judge window — including the
+``mlplat bench judge`` measures the judge on simulated *evidence*
+(``benchmarks/judge/simulation.py``), which is fast enough for thousands of canaries. This
+benchmark measures what the deployed controller does instead: rows as the service logs them
+(``benchmarks/log_traffic.py``: sticky customers of unequal size and behaviour, routed by the
+service's own hash), turned into evidence by
+``monitoring/judge/log_evidence.py::build_evidence`` after every judge window — including the
 weight read off the rows, the baseline rule and the tail threshold — and judged by
 ``monitoring/judge/judge.py::CanaryJudge`` with its default configuration, until it acts or the
 window cap. It is slower (every row is real), so it runs fewer canaries per scenario.
@@ -13,7 +14,7 @@ window cap. It is slower (every row is real), so it runs fewer canaries per scen
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.log_traffic import Traffic, World
+from benchmarks.report import Column, goal, machine, text_table, write_result
 from monitoring.judge import CanaryJudge, JudgeConfig, Verdict
 from monitoring.judge.log_evidence import LogEvidenceParams, build_evidence, prepare_baseline
 
@@ -129,8 +131,6 @@ def run_log_judge_benchmark(
     runs: int = 100,
     seed: int = 20261205,
     scenarios: Sequence[LogScenario] = DEFAULT_SCENARIOS,
-    write: Callable[[dict[str, Any], Path], None],
-    machine: dict[str, Any],
 ) -> dict[str, Any]:
     """Judge ``runs`` canaries per scenario through the log path and write the figures.
 
@@ -139,8 +139,6 @@ def run_log_judge_benchmark(
         runs: Canaries per scenario.
         seed: First seed; canary ``i`` of every scenario uses ``seed + i``.
         scenarios: What to run.
-        write: Writes the report atomically (``mlplat.bench.write_json_atomic``).
-        machine: The machine the figures come from.
     """
     config = JudgeConfig()
     judge = CanaryJudge(config)
@@ -162,7 +160,7 @@ def run_log_judge_benchmark(
         "runs_per_scenario": runs,
         "window_cap": cap,
         "seed": seed,
-        "machine": machine,
+        "machine": machine(),
         "seconds": round(time.perf_counter() - started, 1),
         "scenarios": rows,
         "note": (
@@ -172,17 +170,19 @@ def run_log_judge_benchmark(
             "signals are covered by `mlplat bench judge`."
         ),
     }
-    write(report, out)
+    write_result(report, out)
     return report
 
 
 def _row(
     scenario: LogScenario, share: dict[str, float], tally: _Tally, seconds: float
 ) -> dict[str, Any]:
-    goal = None
+    verdict = None
     if not scenario.regression:
-        met = share.get("rollback", 0.0) <= FALSE_ROLLBACK_GOAL
-        goal = {"false_rollback_at_most": FALSE_ROLLBACK_GOAL, "met": met}
+        verdict = goal(
+            share.get("rollback", 0.0) <= FALSE_ROLLBACK_GOAL,
+            false_rollback_at_most=FALSE_ROLLBACK_GOAL,
+        )
     return {
         "scenario": scenario.name,
         "regression": scenario.regression,
@@ -191,18 +191,25 @@ def _row(
         "rows_per_window": scenario.traffic.rows_per_window,
         "outcomes": share,
         "median_decision_window": float(np.median(tally.windows)) if tally.windows else None,
-        "goal": goal,
+        "goal": verdict,
         "seconds": round(seconds, 1),
     }
 
 
+_COLUMNS = (
+    Column("scenario", 45, left=True),
+    Column("rollback", 9),
+    Column("promote", 8),
+    Column("paused", 7),
+    Column("open", 6),
+)
+
+
 def format_table(report: dict[str, Any]) -> str:
     """The report as a plain-text table."""
-    lines = [f"{'scenario':45} {'rollback':>9} {'promote':>8} {'paused':>7} {'open':>6}"]
-    for row in report["scenarios"]:
-        o = row["outcomes"]
-        lines.append(
-            f"{row['scenario']:45} {o.get('rollback', 0):9.1%} {o.get('promote', 0):8.1%} "
-            f"{o.get('inconclusive', 0):7.1%} {o.get('continue', 0):6.1%}"
-        )
-    return "\n".join(lines)
+    outcomes = ("rollback", "promote", "inconclusive", "continue")
+    rows = [
+        [row["scenario"], *(f"{row['outcomes'].get(k, 0):.1%}" for k in outcomes)]
+        for row in report["scenarios"]
+    ]
+    return text_table(_COLUMNS, rows)

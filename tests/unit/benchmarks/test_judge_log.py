@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.judge_log import LogScenario, run_log_judge_benchmark
+from benchmarks.cli import bench
+from benchmarks.judge_log import LogScenario, format_table, run_log_judge_benchmark
 from benchmarks.log_traffic import Traffic
-from mlplat.bench import bench, machine, write_json_atomic
 
 pytestmark = pytest.mark.unit
 
@@ -22,9 +22,7 @@ def test_the_benchmark_writes_each_scenarios_outcome_shares_and_goal(tmp_path: P
         LogScenario("error +20 points", True, Traffic(rows_per_window=400, canary_error=0.2), 0),
     )
     out = tmp_path / "judge-log.json"
-    report = run_log_judge_benchmark(
-        out, runs=2, scenarios=scenarios, write=write_json_atomic, machine=machine()
-    )
+    report = run_log_judge_benchmark(out, runs=2, scenarios=scenarios)
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     null, broken = report["scenarios"]
     for row in (null, broken):
@@ -32,10 +30,11 @@ def test_the_benchmark_writes_each_scenarios_outcome_shares_and_goal(tmp_path: P
     assert broken["outcomes"] == {"rollback": 1.0}
     assert broken["goal"] is None
     assert null["goal"]["met"] == (null["outcomes"].get("rollback", 0.0) <= 0.01)
+    assert "error +20 points" in format_table(report)
 
 
 def test_the_command_refuses_a_missing_out_with_a_message() -> None:
-    """No stack trace for a usage mistake."""
+    """A missing --out is a usage error naming the option, not a stack trace."""
     result = CliRunner().invoke(bench, ["judge-log"])
     assert result.exit_code == 2
     assert "--out" in result.output

@@ -7,17 +7,11 @@ import pydantic
 import pytest
 from scipy import optimize, stats
 
+from benchmarks.judge.argo import ArgoAnalysisTemplate, ArgoMetric, ArgoThresholdJudge
+from benchmarks.judge.kayenta import KayentaConfig, KayentaMannWhitneyJudge, KayentaMetric
+from benchmarks.judge.mann_whitney import mann_whitney_shift_interval
+from benchmarks.judge.promql import histogram_quantile
 from monitoring.judge import Verdict, VerdictCode
-from monitoring.peers import (
-    ArgoAnalysisTemplate,
-    ArgoMetric,
-    ArgoThresholdJudge,
-    KayentaConfig,
-    KayentaMannWhitneyJudge,
-    KayentaMetric,
-    histogram_quantile,
-    mann_whitney_shift_interval,
-)
 
 pytestmark = pytest.mark.unit
 

@@ -9,19 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitoring.bench import BenchmarkError, format_table, run_judge_benchmark
-from monitoring.evidence import CanaryEvidence, MeanEvidence
-from monitoring.judge import JudgeConfig, VerdictCode
-from monitoring.simulation import (
-    DEFAULT_SCENARIOS,
-    OurBatchJudge,
-    Scenario,
-    SimulationParams,
-    Traffic,
-    WindowData,
-    default_judges,
-    run_simulation,
-)
+from benchmarks.judge.batch_judges import OurBatchJudge, default_judges
+from benchmarks.judge.run import format_table, run_judge_benchmark
+from benchmarks.judge.scenarios import DEFAULT_SCENARIOS, Scenario, SimulationParams, Traffic
+from benchmarks.judge.simulation import run_simulation
+from benchmarks.judge.window_data import WindowData
+from benchmarks.report import BenchmarkError
+from monitoring.judge import CanaryEvidence, JudgeConfig, VerdictCode
+from monitoring.judge.evidence import MeanEvidence
 
 pytestmark = pytest.mark.unit
 
@@ -135,7 +130,7 @@ def test_benchmark_writes_a_file_with_the_expected_keys(tmp_path: Path) -> None:
         "command", "wall_time_s", "machine", "parameters", "judges", "results", "goals",
         "scenarios", "quality_labels_needed", "sensitivity", "notes",
     } <= written.keys()  # fmt: skip
-    assert written["machine"]["cpu_count"] >= 1
+    assert written["machine"]["cpus"] >= 1
     assert set(written["results"]) == {"ours", "argo", "kayenta"}
     for judge in written["results"].values():
         assert {s.name for s in scenarios} == judge.keys()
