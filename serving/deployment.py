@@ -201,12 +201,6 @@ def open_read_only(settings: RegistrySettings) -> ModelRegistry:
     start without the events database.
     """
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
-    events = EventStore(_with_connect_timeout(settings.events_url))
+    # The event store gives up connecting to PostgreSQL after 5 s (registry/database.py).
+    events = EventStore(settings.events_url)
     return registry_from_settings(settings, client, events)
-
-
-def _with_connect_timeout(url: str, seconds: int = 5) -> str:
-    """A PostgreSQL URL that gives up connecting after ``seconds`` (libpq waits for the OS)."""
-    if url.startswith(("postgresql", "postgres:")) and "connect_timeout=" not in url:
-        return f"{url}{'&' if '?' in url else '?'}connect_timeout={seconds}"
-    return url
