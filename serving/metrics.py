@@ -370,12 +370,8 @@ class ServingMetrics:
     ) -> None:
         """Publish one drift check's result (called by ``POST /admin/drift``).
 
-        Args:
-            variant: The variant whose traffic was checked.
-            model_version: The model version that served that traffic.
-            scores: Drift score per contract feature (higher = more drift).
-            drifted_ratio: Share of features flagged as drifted, in [0, 1].
-            checked_at: Unix time of the check.
+        The arguments are those of :meth:`interfaces.drift_gauges.DriftGauges.record`, which
+        publishes them on the same series monitoring uses.
         """
         self.drift.record(variant, model_version, scores, drifted_ratio, checked_at)
 
