@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import special
 
 from features import FEATURE_NAMES, SEGMENT
+from interfaces.inference_log import FailedRecord, InferenceRecord
 from interfaces.routing import CANARY, canary_salt, key_hash, variant_at
-from serving.inference_log import FailedRecord, InferenceRecord
 
 SEGMENTS = ("mass", "affluent", "small_business")
 SEGMENT_SHARES = (0.6, 0.3, 0.1)

@@ -11,10 +11,13 @@ learn a name. Each module holds one kind of agreement:
   (the service routes by it, the controller re-derives the canary's baseline with it);
 - :mod:`interfaces.tags` — MLflow tag names and artifact paths;
 - :mod:`interfaces.secrets` — the bearer-token rule and its constant-time check;
-- :mod:`interfaces.files` — atomic file writes.
+- :mod:`interfaces.files` — atomic file writes;
+- :mod:`interfaces.inference_log` — the inference log's tables, row types and how it is opened
+  (the service writes it, the controller reads it).
 
 Import from the modules; this package re-exports nothing, so importing one agreement never
-loads another's dependencies (``prometheus_client`` for the gauges only).
+loads another's dependencies (``prometheus_client`` for the gauges only, SQLAlchemy for the
+inference log only).
 """
 
 __all__: list[str] = []

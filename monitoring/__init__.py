@@ -2,13 +2,14 @@
 
 The public API is listed in ``__all__`` and resolved lazily (PEP 562): ``from monitoring import
 CanaryJudge`` imports only the judge, so the Prometheus/Alertmanager/Grafana folders and the pure
-statistics can be lifted without the controller's MLflow and serving dependencies.
+statistics can be lifted without the controller's MLflow dependency.
 
 - :mod:`monitoring.drift` — calibrated per-feature drift checks and the drift policy.
 - :mod:`monitoring.judge` — the sequential canary judge (:class:`monitoring.judge.CanaryJudge`).
 - :mod:`monitoring.metrics` — the controller's Prometheus metrics.
-- :mod:`monitoring.sources` — what the controller reads: Prometheus, a direct scrape of the
-  service's ``/metrics``, the inference log, the reference samples.
+- :mod:`monitoring.sources` — what the controller reads, one external system per module:
+  Prometheus, a direct scrape of the service's ``/metrics``, the inference log (its reader,
+  :class:`~monitoring.sources.inference_log.InferenceLogReader`), MLflow's reference samples.
 - :mod:`monitoring.controller` — one cycle: judge the canary, act, run the drift job.
 - :mod:`monitoring.app` — the controller's HTTP face (Alertmanager webhook, metrics, status).
 - :mod:`monitoring.settings` / :mod:`monitoring.cli` — ``mlplat monitor`` and its settings.
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from monitoring.judge import CanaryJudge, CanaryObservation, JudgeConfig, JudgeResult, Verdict
     from monitoring.metrics import ControllerMetrics
     from monitoring.settings import MonitorSettings, get_settings
+    from monitoring.sources.inference_log import InferenceLogReader
 
 _EXPORTS: dict[str, str] = {
     "CanaryJudge": "monitoring.judge",
@@ -36,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "DriftConfig": "monitoring.drift",
     "DriftDetector": "monitoring.drift",
     "DriftResult": "monitoring.drift",
+    "InferenceLogReader": "monitoring.sources.inference_log",
     "JudgeConfig": "monitoring.judge",
     "JudgeResult": "monitoring.judge",
     "MonitorSettings": "monitoring.settings",
@@ -56,6 +59,7 @@ __all__ = [
     "DriftConfig",
     "DriftDetector",
     "DriftResult",
+    "InferenceLogReader",
     "JudgeConfig",
     "JudgeResult",
     "MonitorSettings",

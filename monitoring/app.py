@@ -53,13 +53,11 @@ from monitoring.drift import DriftDetector
 from monitoring.judge import CanaryJudge
 from monitoring.metrics import ControllerMetrics
 from monitoring.settings import MonitorSettings, get_settings
-from monitoring.sources import (
-    InferenceLogSource,
-    MetricsSource,
-    PrometheusSource,
-    RunArtifacts,
-    ScrapeSource,
-)
+from monitoring.sources.base import MetricsSource
+from monitoring.sources.inference_log import InferenceLogReader, InferenceLogSource
+from monitoring.sources.mlflow_artifacts import RunArtifacts
+from monitoring.sources.prometheus import PrometheusSource
+from monitoring.sources.scrape import ScrapeSource
 from registry import (
     EventStore,
     EventStoreUnavailable,
@@ -131,7 +129,6 @@ def build_controller(
 
     from registry import get_settings as registry_get_settings
     from registry import open_registry, registry_from_settings
-    from serving.inference_log import InferenceLogReader
 
     settings = settings or get_settings()
     registry_settings = registry_settings or registry_get_settings()

@@ -81,6 +81,7 @@ from monitoring.judge import (
     JudgeResult,
     Verdict,
 )
+from monitoring.judge.counters import VariantCounts, build_observation, tail_threshold
 from monitoring.judge.evidence import CanaryEvidence
 from monitoring.judge.log_evidence import (
     BaselineRows,
@@ -96,15 +97,12 @@ from monitoring.metrics import (
     ControllerMetrics,
     HoldReason,
 )
-from monitoring.sources import (
+from monitoring.sources.base import (
     JudgeLogSource,
     LogSource,
     MetricsSource,
     ReferenceNotFound,
     SourceUnavailable,
-    VariantCounts,
-    build_observation,
-    tail_threshold,
 )
 from registry import (
     Action,

@@ -1,7 +1,7 @@
 """The FastAPI inference service: champion/canary serving with metrics and an inference log.
 
-Start with :func:`create_app` (or ``mlplat serve``). The drift checks read the inference log
-through :class:`InferenceLogReader`; Prometheus rules use the names in
+Start with :func:`create_app` (or ``mlplat serve``). The controller reads the inference log
+with its own reader (``monitoring/sources/inference_log.py``); Prometheus rules use the names in
 :mod:`interfaces.metric_names`.
 
 Attributes are imported on first use, so ``import serving`` (and ``mlplat --help``) stays cheap
@@ -22,14 +22,13 @@ if TYPE_CHECKING:
         ModelSource,
         RegistryModelSource,
     )
-    from serving.inference_log import InferenceLogReader, InferenceLogStore
+    from serving.inference_log import InferenceLogStore
     from serving.metrics import ServingMetrics
     from serving.settings import ServingSettings, get_settings
 
 __all__ = [
     "DesiredState",
     "FileModelSource",
-    "InferenceLogReader",
     "InferenceLogStore",
     "ModelSource",
     "RegistryModelSource",
@@ -45,7 +44,6 @@ _HOMES = {
     "FileModelSource": "serving.deployment",
     "ModelSource": "serving.deployment",
     "RegistryModelSource": "serving.deployment",
-    "InferenceLogReader": "serving.inference_log",
     "InferenceLogStore": "serving.inference_log",
     "ServingMetrics": "serving.metrics",
     "ServingSettings": "serving.settings",

@@ -1,26 +1,15 @@
-"""The inference log: every prediction, written off the request path, read by the drift checks.
+"""The inference log's writer: every prediction, logged off the request path.
 
 Write path: a request calls :meth:`InferenceLogger.log`, which appends to a bounded in-memory
 buffer and returns at once (when the buffer is full the record is dropped and counted, and the
 request still succeeds). A background task drains the buffer every ``flush_seconds`` (sooner
-when it fills up) and writes each batch in one transaction from a worker thread.
+when it fills up) and writes each batch in one transaction from a worker thread
+(:meth:`InferenceLogStore.write`). ``POST /feedback`` joins a delayed label to its prediction
+(:meth:`InferenceLogStore.join_feedback`).
 
-Why a SQL table (SQLite by default, PostgreSQL by URL) rather than rolled Parquet files:
-
-* ``POST /feedback`` needs a *point lookup* by request id, and the label must be joined and
-  stored exactly once (a primary key refuses the duplicate). Parquet has neither indexes nor
-  constraints; we would rebuild a database on top of it.
-* The drift checks read *windows by time and variant*; an index on ``(ts)`` and ``(variant, ts)``
-  serves that directly, and ``SELECT`` into pandas is one call.
-* Several uvicorn workers write at once: SQLite in WAL mode with a busy timeout handles a few
-  batched writers per second per process with no server to run; past one host, the same code
-  takes a ``postgresql+psycopg://`` URL. Parquet would need one file per worker and compaction.
-* The volume is modest (a batch insert of hundreds of rows takes milliseconds) and retention is
-  a ``DELETE ... WHERE ts < ?`` away. If the log outgrows a database, export old partitions to
-  Parquet for offline analysis; the serving path does not change.
-
-Time is stored as Unix seconds (``ts``, a float): portable across both databases, cheap to
-index and compare; the readers return it as a timezone-aware ``timestamp`` column.
+The tables, the row types and how the database is opened are shared with the reader the
+controller uses (``monitoring/sources/inference_log.py``) and live in
+``interfaces/inference_log.py``, with the reasons the log is a SQL table.
 """
 
 from __future__ import annotations
@@ -31,17 +20,32 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from features import FEATURE_NAMES, FEATURES, SEGMENT, NumericFeature
+from features import FEATURE_NAMES
+from interfaces.inference_log import (
+    ADDED_COLUMNS,
+    FailedRecord,
+    InferenceRecord,
+    create_log_engine,
+    log_tables,
+)
+
+__all__ = [
+    "DuplicateFeedbackError",
+    "FailedRecord",
+    "FeedbackJoin",
+    "InferenceLogError",
+    "InferenceLogStore",
+    "InferenceLogger",
+    "InferenceRecord",
+    "Outcome",
+    "UnknownPredictionError",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,64 +62,6 @@ class UnknownPredictionError(InferenceLogError, LookupError):
 
 class DuplicateFeedbackError(InferenceLogError):
     """A label was already recorded for this request id and row."""
-
-
-@dataclass(frozen=True, slots=True)
-class InferenceRecord:
-    """One scored row, as logged.
-
-    Attributes:
-        ts: Unix time of the prediction.
-        request_id: The request's id (the caller's ``X-Request-ID`` or a generated one).
-        row: Position of the record in its request.
-        variant: ``champion`` or ``canary``.
-        model_version: Registry version that scored the row.
-        probability: Predicted probability of default.
-        prediction: 0 or 1 at the service's threshold.
-        features: Feature values in contract order (``None`` = missing).
-        routing_hash: The routing key's unsalted point of [0, 1)
-            (:func:`interfaces.routing.key_hash`): the canary judge's cluster and baseline split.
-        latency_s: Seconds the request took to score, as its client saw it.
-    """
-
-    ts: float
-    request_id: str
-    row: int
-    variant: str
-    model_version: int
-    probability: float
-    prediction: int
-    features: Sequence[Any]
-    routing_hash: float | None = None
-    latency_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FailedRecord:
-    """One row a model failed to score (the request was answered 500), as logged.
-
-    The canary judge counts these as the variant's errors, in the same strata, clusters and
-    slices as the rows that were scored.
-
-    Attributes:
-        ts: Unix time of the failure.
-        request_id: The request's id.
-        row: Position of the record in its request.
-        variant: ``champion`` or ``canary``.
-        model_version: Registry version that failed.
-        routing_hash: The routing key's unsalted point of [0, 1).
-        latency_s: Seconds until the failure was answered.
-        slice_value: The record's value of the contract's slice column, if it had one.
-    """
-
-    ts: float
-    request_id: str
-    row: int
-    variant: str
-    model_version: int
-    routing_hash: float | None
-    latency_s: float | None
-    slice_value: str | None
 
 
 @dataclass(frozen=True)
@@ -138,323 +84,6 @@ class FeedbackJoin:
         return "fp" if self.prediction == 1 else "tn"
 
 
-def _feature_column(f: Any) -> sa.Column[Any]:
-    if isinstance(f, NumericFeature):
-        kind: Any = sa.Integer if f.kind == "int" else sa.Float
-        return sa.Column(f.name, kind, nullable=True)
-    return sa.Column(f.name, sa.String(64), nullable=True)
-
-
-# Columns added after the first release: ``create_schema`` adds them to an older table (nullable,
-# so rows written before have NULL there, which the judge reads as "not recorded").
-_ADDED_COLUMNS: Final[tuple[tuple[str, Any], ...]] = (
-    ("routing_hash", sa.Float),
-    ("latency_s", sa.Float),
-)
-
-
-def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table]:
-    predictions = sa.Table(
-        "inference_log",
-        metadata,
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-        sa.Column("ts", sa.Float, nullable=False),
-        sa.Column("request_id", sa.String(128), nullable=False),
-        sa.Column("row", sa.Integer, nullable=False),
-        sa.Column("variant", sa.String(16), nullable=False),
-        sa.Column("model_version", sa.Integer, nullable=False),
-        sa.Column("probability", sa.Float, nullable=False),
-        sa.Column("prediction", sa.Integer, nullable=False),
-        *(_feature_column(f) for f in FEATURES),
-        *(sa.Column(name, kind, nullable=True) for name, kind in _ADDED_COLUMNS),
-        sa.Index("ix_inference_log_ts", "ts"),
-        sa.Index("ix_inference_log_variant_ts", "variant", "ts"),
-        sa.Index("ix_inference_log_request", "request_id", "row"),
-    )
-    failures = sa.Table(
-        "inference_failures",
-        metadata,
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-        sa.Column("ts", sa.Float, nullable=False),
-        sa.Column("request_id", sa.String(128), nullable=False),
-        sa.Column("row", sa.Integer, nullable=False),
-        sa.Column("variant", sa.String(16), nullable=False),
-        sa.Column("model_version", sa.Integer, nullable=False),
-        sa.Column("routing_hash", sa.Float, nullable=True),
-        sa.Column("latency_s", sa.Float, nullable=True),
-        sa.Column("slice_value", sa.String(64), nullable=True),
-        sa.Index("ix_inference_failures_ts", "ts"),
-    )
-    feedback = sa.Table(
-        "inference_feedback",
-        metadata,
-        sa.Column("request_id", sa.String(128), primary_key=True),
-        sa.Column("row", sa.Integer, primary_key=True),
-        sa.Column("label", sa.Integer, nullable=False),
-        sa.Column("received_ts", sa.Float, nullable=False),
-    )
-    return predictions, feedback, failures
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the drift job read while workers write; the busy timeout makes concurrent
-    # writers from several workers wait for each other instead of failing.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def create_log_engine(url: str) -> Engine:
-    """Create an engine for the inference log; a SQLite file's directory is created."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    connect_args = {}
-    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-        # libpq otherwise waits for the OS to give up on an unreachable host (minutes).
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-
-
-CONNECT_TIMEOUT_SECONDS = 5
-"""Longest wait for a connection to a PostgreSQL inference log."""
-
-
-def _as_ts(value: datetime | float, name: str) -> float:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"{name} must be timezone-aware (e.g. datetime.now(UTC)), got {value}")
-        return value.timestamp()
-    return float(value)
-
-
-class InferenceLogReader:
-    """Read access to the inference log, for the drift checks and the quality judge.
-
-    Args:
-        url_or_engine: SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``) or an
-            engine the caller owns.
-    """
-
-    def __init__(self, url_or_engine: str | Engine) -> None:
-        if isinstance(url_or_engine, Engine):
-            self.engine = url_or_engine
-            self._owns_engine = False
-        else:
-            self.engine = create_log_engine(url_or_engine)
-            self._owns_engine = True
-        self._metadata = sa.MetaData()
-        self.predictions, self.feedback, self.failures = _tables(self._metadata)
-
-    def create_schema(self) -> None:
-        """Create the tables and indexes if they are missing (safe to race from many workers)."""
-        for attempt in range(3):
-            try:
-                with self.engine.begin() as conn:
-                    for table in (self.predictions, self.feedback, self.failures):
-                        conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
-                        for index in table.indexes:
-                            conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
-                    self._add_missing_columns(conn)
-                return
-            except (OperationalError, IntegrityError, ProgrammingError):
-                # Another worker created the same object between our check and our create.
-                if attempt == 2:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-
-    def _add_missing_columns(self, conn: sa.Connection) -> None:
-        """Add the columns a table created by an older release lacks (nullable, no rewrite)."""
-        present = {c["name"] for c in sa.inspect(conn).get_columns(self.predictions.name)}
-        for name, kind in _ADDED_COLUMNS:
-            if name not in present:
-                column_type = kind().compile(dialect=conn.dialect)
-                conn.execute(
-                    sa.text(
-                        f'ALTER TABLE "{self.predictions.name}" ADD COLUMN "{name}" {column_type}'
-                    )
-                )
-
-    def close(self) -> None:
-        """Release the connection pool, if this reader created it."""
-        if self._owns_engine:
-            self.engine.dispose()
-
-    def window(
-        self,
-        start: datetime | float,
-        end: datetime | float,
-        variant: str | None = None,
-    ) -> pd.DataFrame:
-        """Return the predictions logged in ``[start, end)``.
-
-        Args:
-            start: Inclusive lower bound (aware datetime or Unix seconds).
-            end: Exclusive upper bound.
-            variant: Only this variant (``champion`` or ``canary``) when given.
-
-        Returns:
-            Columns ``timestamp`` (UTC), ``request_id``, ``row``, ``variant``, ``model_version``,
-            ``probability``, ``prediction`` and the contract features in contract order,
-            sorted by time.
-        """
-        t = self.predictions
-        query = sa.select(
-            t.c.ts,
-            t.c.request_id,
-            t.c.row,
-            t.c.variant,
-            t.c.model_version,
-            t.c.probability,
-            t.c.prediction,
-            *(t.c[name] for name in FEATURE_NAMES),
-        ).where(t.c.ts >= _as_ts(start, "start"), t.c.ts < _as_ts(end, "end"))
-        if variant is not None:
-            query = query.where(t.c.variant == variant)
-        return _with_timestamp(self._read(query.order_by(t.c.ts, t.c.id)), "ts", "timestamp")
-
-    def labeled(
-        self,
-        start: datetime | float,
-        end: datetime | float,
-        variant: str | None = None,
-    ) -> pd.DataFrame:
-        """Return predictions made in ``[start, end)`` whose true label has arrived.
-
-        Returns:
-            Columns ``timestamp``, ``request_id``, ``row``, ``variant``, ``model_version``,
-            ``probability`` (the score), ``prediction``, ``label`` and ``label_timestamp``.
-        """
-        t, f = self.predictions, self.feedback
-        query = (
-            sa.select(
-                t.c.ts,
-                t.c.request_id,
-                t.c.row,
-                t.c.variant,
-                t.c.model_version,
-                t.c.probability,
-                t.c.prediction,
-                f.c.label,
-                f.c.received_ts,
-            )
-            .join(f, sa.and_(f.c.request_id == t.c.request_id, f.c.row == t.c.row))
-            .where(t.c.ts >= _as_ts(start, "start"), t.c.ts < _as_ts(end, "end"))
-        )
-        if variant is not None:
-            query = query.where(t.c.variant == variant)
-        frame = _with_timestamp(
-            self._read(query.order_by(t.c.ts, t.c.id)), "received_ts", "label_timestamp"
-        )
-        return _with_timestamp(frame, "ts", "timestamp")
-
-    def has_judge_columns(self) -> bool:
-        """Whether the table records what the canary judge reads (routing hash, latency).
-
-        A table an older release created lacks them until a current service (or
-        :meth:`create_schema`) adds them; the judge then judges from counters instead.
-        """
-        inspector = sa.inspect(self.engine)
-        if not inspector.has_table(self.predictions.name):
-            return False
-        present = {c["name"] for c in inspector.get_columns(self.predictions.name)}
-        return all(name in present for name, _ in _ADDED_COLUMNS) and inspector.has_table(
-            self.failures.name
-        )
-
-    def judge_rows(self, start: datetime | float, end: datetime | float) -> pd.DataFrame:
-        """Every row scored or failed in ``[start, end)``, as the canary judge reads them.
-
-        Call :meth:`has_judge_columns` first.
-
-        Returns:
-            Columns ``ts`` (Unix seconds), ``variant``, ``model_version``, ``routing_hash``,
-            ``latency_s``, ``failed`` (bool), ``slice`` (the contract's slice column, as text)
-            and ``probability`` (NaN on failed rows), unsorted.
-        """
-        t, f = self.predictions, self.failures
-        lo, hi = _as_ts(start, "start"), _as_ts(end, "end")
-        scored = sa.select(
-            t.c.ts,
-            t.c.variant,
-            t.c.model_version,
-            t.c.routing_hash,
-            t.c.latency_s,
-            t.c[SEGMENT].label("slice"),
-            t.c.probability,
-        ).where(t.c.ts >= lo, t.c.ts < hi)
-        failed = sa.select(
-            f.c.ts,
-            f.c.variant,
-            f.c.model_version,
-            f.c.routing_hash,
-            f.c.latency_s,
-            f.c.slice_value.label("slice"),
-        ).where(f.c.ts >= lo, f.c.ts < hi)
-        with self.engine.connect() as conn:
-            ok = pd.read_sql(scored, conn).assign(failed=False)
-            bad = pd.read_sql(failed, conn).assign(failed=True, probability=np.nan)
-        frames = [frame for frame in (ok, bad) if len(frame)]
-        if not frames:
-            return ok.iloc[0:0]
-        return pd.concat(frames, ignore_index=True)
-
-    def judge_labels(self, start: datetime | float, end: datetime | float) -> pd.DataFrame:
-        """Labelled predictions made in ``[start, end)``, as the canary judge reads them.
-
-        Returns:
-            Columns ``ts``, ``variant``, ``model_version``, ``routing_hash``, ``slice``,
-            ``probability``, ``label`` and ``received_ts`` (Unix seconds the label arrived).
-        """
-        t, f = self.predictions, self.feedback
-        query = (
-            sa.select(
-                t.c.ts,
-                t.c.variant,
-                t.c.model_version,
-                t.c.routing_hash,
-                t.c[SEGMENT].label("slice"),
-                t.c.probability,
-                f.c.label,
-                f.c.received_ts,
-            )
-            .join(f, sa.and_(f.c.request_id == t.c.request_id, f.c.row == t.c.row))
-            .where(t.c.ts >= _as_ts(start, "start"), t.c.ts < _as_ts(end, "end"))
-        )
-        with self.engine.connect() as conn:
-            return pd.read_sql(query, conn)
-
-    def _read(self, query: sa.Select[Any]) -> pd.DataFrame:
-        # Before the service has logged anything the tables may not exist: that is an empty
-        # window, not an error for the drift job.
-        if not sa.inspect(self.engine).has_table(self.predictions.name):
-            return pd.DataFrame({c.name: [] for c in query.selected_columns})
-        with self.engine.connect() as conn:
-            return pd.read_sql(query, conn)
-
-    def count(self) -> int:
-        """Return the number of logged predictions."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(sa.select(sa.func.count()).select_from(self.predictions)).scalar_one()
-            )
-
-
-def _with_timestamp(frame: pd.DataFrame, source: str, target: str) -> pd.DataFrame:
-    stamped = pd.to_datetime(frame[source], unit="s", utc=True)
-    position = frame.columns.get_loc(source)
-    return frame.drop(columns=[source]).assign(**{target: stamped})[
-        [*frame.columns[:position], target, *frame.columns[position + 1 :]]
-    ]
-
-
 _LOGGED_COLUMNS = (
     "ts",
     "request_id",
@@ -464,7 +93,7 @@ _LOGGED_COLUMNS = (
     "probability",
     "prediction",
     *FEATURE_NAMES,
-    *(name for name, _ in _ADDED_COLUMNS),
+    *(name for name, _ in ADDED_COLUMNS),
 )
 _FAILURE_COLUMNS = (
     "ts",
@@ -493,17 +122,70 @@ def _insert_sql(table: str, columns: Sequence[str], paramstyle: str) -> str:
     return f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(marks)})'
 
 
-class InferenceLogStore(InferenceLogReader):
-    """The inference log with write access: batches of predictions and the feedback join."""
+class InferenceLogStore:
+    """The inference log with write access: batches of predictions and the feedback join.
+
+    Args:
+        url_or_engine: SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``) or an
+            engine the caller owns.
+    """
 
     def __init__(self, url_or_engine: str | Engine) -> None:
-        super().__init__(url_or_engine)
+        if isinstance(url_or_engine, Engine):
+            self.engine = url_or_engine
+            self._owns_engine = False
+        else:
+            self.engine = create_log_engine(url_or_engine)
+            self._owns_engine = True
+        self._metadata = sa.MetaData()
+        self.predictions, self.feedback, self.failures = log_tables(self._metadata)
         dialect = self.engine.dialect
         self._positional = dialect.paramstyle in ("qmark", "format", "numeric")
         # Statements built once and handed to the driver: SQLAlchemy Core's executemany costs
         # ~35 us per row in type processing, the driver path a few.
         self._insert = _insert_sql(self.predictions.name, _LOGGED_COLUMNS, dialect.paramstyle)
         self._insert_failure = _insert_sql(self.failures.name, _FAILURE_COLUMNS, dialect.paramstyle)
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes if they are missing (safe to race from many workers)."""
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    for table in (self.predictions, self.feedback, self.failures):
+                        conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+                        for index in table.indexes:
+                            conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+                    self._add_missing_columns(conn)
+                return
+            except (OperationalError, IntegrityError, ProgrammingError):
+                # Another worker created the same object between our check and our create.
+                if attempt == 2:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _add_missing_columns(self, conn: sa.Connection) -> None:
+        """Add the columns a table created by an older release lacks (nullable, no rewrite)."""
+        present = {c["name"] for c in sa.inspect(conn).get_columns(self.predictions.name)}
+        for name, kind in ADDED_COLUMNS:
+            if name not in present:
+                column_type = kind().compile(dialect=conn.dialect)
+                conn.execute(
+                    sa.text(
+                        f'ALTER TABLE "{self.predictions.name}" ADD COLUMN "{name}" {column_type}'
+                    )
+                )
+
+    def close(self) -> None:
+        """Release the connection pool, if this store created it."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def count(self) -> int:
+        """Return the number of logged predictions."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(self.predictions)).scalar_one()
+            )
 
     def write(self, records: Sequence[InferenceRecord | FailedRecord]) -> None:
         """Insert ``records`` (scored rows and failed rows) in one transaction."""

@@ -13,7 +13,7 @@ and finite when a category appears that the reference never had, where PSI and K
 A p-value answers "is there *any* difference", and on a few thousand rows the answer is yes for
 differences nobody cares about, so a fixed ``p < 0.05`` rule turns more traffic into more alerts.
 A distance stays put as the sample grows; only its noise shrinks. The exported gauge
-(``serving/metrics.py::FEATURE_DRIFT_SCORE``) is this distance: higher means more drift.
+(``interfaces/metric_names.py::FEATURE_DRIFT_SCORE``) is this distance: higher means more drift.
 
 **Thresholds are calibrated, not guessed.** What a distance looks like when nothing changed
 depends on the column and on the window size (the noise shrinks like ``1/sqrt(rows)``). So

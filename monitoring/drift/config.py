@@ -76,7 +76,7 @@ class DriftConfig(BaseModel):
         reference_prediction_column: The model's probability in the reference sample
             (``pipeline/tracking.py::PREDICTION_COLUMN``); no prediction check when absent.
         window_prediction_column: The model's probability in a window of the inference log
-            (``serving/inference_log.py`` calls it ``probability``; its ``prediction`` is 0/1).
+            (``interfaces/inference_log.py`` calls it ``probability``; its ``prediction`` is 0/1).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

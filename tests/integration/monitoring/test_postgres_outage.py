@@ -1,7 +1,7 @@
 """The controller reading a real PostgreSQL inference log through a proxy the test cuts.
 
 The unit tests stand the log in with a fake that raises; this one cuts the real connection
-(black-holed or refusing) between :class:`monitoring.sources.InferenceLogSource` and
+(black-holed or refusing) between :class:`monitoring.sources.inference_log.InferenceLogSource` and
 PostgreSQL. With a judge that would roll the canary back, the controller must hold with
 ``inference_log_unreachable`` and touch nothing; once the log answers again it acts.
 
@@ -30,9 +30,15 @@ from monitoring.drift import DriftDetector
 from monitoring.judge import CanaryJudge, JudgeConfig, JudgeResult, Verdict
 from monitoring.metrics import ControllerMetrics
 from monitoring.settings import MonitorSettings
-from monitoring.sources import InferenceLogSource, ReferenceNotFound, SourceName, VariantCounts
+from monitoring.sources import (
+    InferenceLogReader,
+    InferenceLogSource,
+    ReferenceNotFound,
+    SourceName,
+    VariantCounts,
+)
 from registry import Action, EventStatus, EventStore, ModelRegistry
-from serving.inference_log import InferenceLogReader, InferenceLogStore, InferenceRecord
+from serving.inference_log import InferenceLogStore, InferenceRecord
 from serving.reconcile import SMOKE_ROW
 from tests.integration.conftest import PostgresDatabaseFactory
 from tests.integration.serving.tcpproxy import TcpProxy

@@ -39,6 +39,7 @@ from monitoring.metrics import ControllerMetrics
 from monitoring.settings import MonitorSettings
 from monitoring.settings import get_settings as monitor_settings
 from monitoring.sources import (
+    InferenceLogReader,
     InferenceLogSource,
     ReferenceNotFound,
     RunArtifacts,
@@ -53,7 +54,7 @@ from registry import Action, EventStatus, EventStore, ModelRegistry, RegistryUna
 from registry import get_settings as registry_settings
 from serving.app import create_app as serving_app
 from serving.deployment import DesiredState
-from serving.inference_log import InferenceLogReader, InferenceLogStore
+from serving.inference_log import InferenceLogStore
 from serving.reconcile import SMOKE_ROW
 from serving.schemas import EXAMPLE_RECORD
 from serving.settings import ServingSettings

@@ -15,16 +15,12 @@ from prometheus_client import generate_latest
 
 from interfaces.metric_names import LATENCY_BUCKETS
 from monitoring.judge import CanaryJudge, JudgeConfig, Verdict
-from monitoring.sources import (
-    SCORE_EDGES,
-    InferenceLogSource,
-    PrometheusSource,
-    ScrapeSource,
-    SourceUnavailable,
-    VariantCounts,
-    build_observation,
-)
-from serving.inference_log import InferenceLogReader, InferenceLogStore, InferenceRecord
+from monitoring.judge.counters import SCORE_EDGES, VariantCounts, build_observation
+from monitoring.sources.base import SourceUnavailable
+from monitoring.sources.inference_log import InferenceLogReader, InferenceLogSource
+from monitoring.sources.prometheus import PrometheusSource
+from monitoring.sources.scrape import ScrapeSource
+from serving.inference_log import InferenceLogStore, InferenceRecord
 from serving.metrics import ServingMetrics, create_metrics
 from serving.reconcile import SMOKE_ROW
 

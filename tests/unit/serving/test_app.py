@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from interfaces.routing import choose_variant, key_hash
 from serving.deployment import DesiredState
+from serving.inference_log import InferenceLogStore
 from tests.unit.serving.conftest import AUTH, ConstantModel, FakeSource, predict_body, record
 
 pytestmark = pytest.mark.unit
@@ -360,12 +362,12 @@ def test_the_log_records_each_rows_routing_hash_latency_and_the_failures_of_a_br
     app: Any = client.app
     store = app.state.runtime.inference_log.store
     deadline = time.monotonic() + 10
-    while len(rows := store.judge_rows(0.0, time.time() + 60)) < len(customers):
+    while len(rows := _logged_rows(store)) < len(customers):
         assert time.monotonic() < deadline, rows
         time.sleep(0.05)
     by_hash = {key_hash(c): c for c in customers}
-    assert set(rows["routing_hash"]) == set(by_hash)
-    for row in rows.itertuples():
+    assert {row.routing_hash for row in rows} == set(by_hash)
+    for row in rows:
         customer = by_hash[row.routing_hash]
         assert row.failed == (statuses[customer] == 500)
         assert (row.variant, row.model_version) == (
@@ -375,3 +377,16 @@ def test_the_log_records_each_rows_routing_hash_latency_and_the_failures_of_a_br
     metrics = client.get("/metrics").text
     assert 'error_class="inference_failure",model_version="5",variant="canary"' in metrics
     assert 'error_class="inference_failure",model_version="1"' not in metrics
+
+
+def _logged_rows(store: InferenceLogStore) -> list[Any]:
+    """Every logged row, scored or failed, as the writer stored it (``failed`` tells which)."""
+    columns = ("variant", "model_version", "routing_hash", "latency_s")
+    with store.engine.connect() as conn:
+        scored = conn.execute(
+            sa.select(*(store.predictions.c[c] for c in columns), sa.false().label("failed"))
+        ).all()
+        failed = conn.execute(
+            sa.select(*(store.failures.c[c] for c in columns), sa.true().label("failed"))
+        ).all()
+    return [*scored, *failed]
