@@ -1,8 +1,8 @@
 """The ``mlplat`` command line: the composition root that wires every component together.
 
-Each component owns its own commands (``ci.cli``, ``serving.cli``, ``monitoring.cli``); this
-package only groups them under one console script and holds the cross-component entry points (the
-closed-loop demo and the benchmark dispatcher).
+Each component owns its own commands (``ci.cli``, ``serving.cli``, ``monitoring.cli``, and the
+``demo`` and ``benchmarks`` packages theirs); this package only groups them under one console
+script and holds the load generator, ``mlplat traffic``.
 """
 
 from mlplat.cli import main

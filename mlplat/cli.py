@@ -19,7 +19,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("serving.cli", "serve", "Run the FastAPI inference service."),
     "monitor": ("monitoring.cli", "monitor", "Run the drift checks, canary judge and controller."),
     "traffic": ("mlplat.traffic", "traffic", "Send generated requests and delayed labels."),
-    "demo": ("mlplat.demo", "demo", "Run the closed-loop demo end to end."),
+    "demo": ("demo.cli", "demo", "Run the closed-loop demo end to end."),
     "bench": ("benchmarks.cli", "bench", "Run a benchmark and write its figures to a file."),
 }
 

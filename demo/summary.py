@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from mlplat.demo_scenarios import ScenarioResult
+from demo.verdicts import ScenarioResult
 
 __all__ = ["build_summary", "headline", "summary_table"]
 

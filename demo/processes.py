@@ -1,6 +1,6 @@
-"""The demo's child processes: ``mlplat serve`` and ``mlplat traffic``, as a person would run them.
+"""The demo's child processes, ``mlplat serve`` and ``mlplat traffic``, and its background loops.
 
-Each runs in its own process (its own interpreter lock: the service and the load generator are
+Each child runs in its own process (its own interpreter lock: the service and the load generator are
 both CPU-bound on a 2-core machine, and sharing one lock with the controller would slow all
 three), on loopback, with its output in a log file under ``<out>/logs``. The environment they
 get is the caller's minus every ``MLPLAT_*`` and ``MLFLOW_*`` variable, plus the demo's own
@@ -8,32 +8,41 @@ store: a shell configured for another store can never leak into the demo.
 
 Stopping is SIGTERM to the child's own process group, then SIGKILL after a grace period; every
 stop is idempotent, so the demo's cleanup can call it from any path (normal end, an exception,
-Ctrl-C).
+Ctrl-C). The controller's cycle and the sampler run in-process instead, each a :class:`Loop`
+thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
 
 __all__ = [
+    "ADDRESS_IN_USE",
     "ChildProcess",
     "DemoProcessError",
+    "Loop",
     "child_environment",
     "free_port",
     "mlplat_command",
 ]
 
+logger = logging.getLogger(__name__)
+
 _STOP_GRACE_S = 10.0
+ADDRESS_IN_USE = "address already in use"
+"""What a server's log says when its port was taken before it could bind it (errno 98)."""
 _FOREIGN_PREFIXES = ("MLPLAT_", "MLFLOW_")
 
 
@@ -42,7 +51,12 @@ class DemoProcessError(RuntimeError):
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Not reserved: the probe closes its socket so the child can bind the port, and another
+    process may take it in between. A child that then fails says so in its log
+    (:meth:`ChildProcess.lost_its_port`), and its caller starts it again on a new port.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -114,6 +128,10 @@ class ChildProcess:
         except OSError:
             return ""
 
+    def lost_its_port(self) -> bool:
+        """Whether it exited because its port was already taken (:data:`ADDRESS_IN_USE`)."""
+        return self.exit_code() not in (None, 0) and ADDRESS_IN_USE in self.tail().lower()
+
     def check_alive(self) -> None:
         """Raise if it exited.
 
@@ -165,3 +183,32 @@ class ChildProcess:
         assert self._process is not None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._process.pid, sig)
+
+
+class Loop:
+    """Calls ``step`` every ``interval_s`` in a daemon thread until stopped."""
+
+    def __init__(self, name: str, step: Callable[[], None], interval_s: float) -> None:
+        self._step = step
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Ask it to stop after the current step and wait up to ``timeout_s`` for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._step()
+            except Exception:  # the loop must outlive one bad step; the log says what broke
+                logger.exception("%s: step failed", self._thread.name)
+            self._stop.wait(max(0.0, self._interval_s - (time.monotonic() - started)))

@@ -1,6 +1,6 @@
 """The demo's live display: a status panel at the bottom, milestones scrolling above it.
 
-:class:`DemoProgress` is the scenarios' :class:`~mlplat.demo_scenarios.Narrator`. The panel is
+:class:`DemoProgress` is the scenarios' :class:`~demo.verdicts.Narrator`. The panel is
 redrawn a few times a second from the latest state (the current scenario and step, the traffic
 rates the world's sampler measured, the last verdict); ``say`` prints a line that stays. On a
 console that is not a terminal (CI logs, ``--json`` piped away) only the lines are printed.
@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mlplat.demo_world import TrafficStats
+from demo.samples import TrafficStats
 
 __all__ = ["DemoProgress"]
 

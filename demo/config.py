@@ -13,15 +13,14 @@ breaks a rule is refused with the field's name and the rule.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-if TYPE_CHECKING:
-    from monitoring.judge import JudgeConfig
-    from monitoring.settings import MonitorSettings
-    from pipeline import PipelineConfig
+from ci.deploy import MAX_CANARY_WEIGHT
+from monitoring import DriftConfig, JudgeConfig, MonitorSettings
+from pipeline import PipelineConfig, load_config
 
 __all__ = ["DemoConfig", "DemoConfigError", "load_demo_config"]
 
@@ -67,7 +66,7 @@ class DemoConfig(BaseModel):
         drift_max_rows: At most this many of the window's rows are checked.
         retrain_drift_threshold: Share of drifted champion features that fires the retrain
             trigger. The platform default, 0.3, waits for *broad* drift (4 of the 13 features);
-            the drift policy (``monitoring/drift.py::recommend``) asks for a retrain on any
+            the drift policy (``monitoring/drift/policy.py::recommend``) asks for a retrain on any
             input drift of the champion, and the demo's covariate shift moves one feature, so
             the demo fires on one drifted feature (1/13 is 0.077).
         drift_magnitude: Size of scenario 3's covariate shift, in standard deviations of
@@ -113,9 +112,7 @@ class DemoConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        # The deploy guardrail's limit, read where it lives (importing it loads MLflow: lazily).
-        from ci.deploy import MAX_CANARY_WEIGHT
-
+        # The deploy guardrail's limit, read where it lives.
         if self.canary_weight > MAX_CANARY_WEIGHT:
             raise ValueError(
                 f"canary_weight must be at most {MAX_CANARY_WEIGHT} (ci/deploy.py::"
@@ -149,16 +146,12 @@ class DemoConfig(BaseModel):
 
     def pipeline_config(self) -> PipelineConfig:
         """The pipeline's defaults (``pipeline/conf/parameters.yml``) with fewer rows."""
-        from pipeline import PipelineConfig, load_config
-
         raw = load_config().model_dump()
         raw["data"]["n_rows"] = self.training_rows
         return PipelineConfig.model_validate(raw)
 
     def judge_config(self) -> JudgeConfig:
         """The judge's defaults, with the demo's ``prediction_shift_action`` and error margin."""
-        from monitoring.judge import JudgeConfig
-
         return JudgeConfig(
             prediction_shift_action=self.prediction_shift_action,
             error_rate_margin_min=self.error_rate_margin_min,
@@ -172,9 +165,6 @@ class DemoConfig(BaseModel):
         Every field that matters is given, so ``MLPLAT_MONITOR_*`` variables of the caller's
         shell cannot change the demo.
         """
-        from monitoring.drift import DriftConfig
-        from monitoring.settings import MonitorSettings
-
         return MonitorSettings(
             environment="dev",
             home=home,

@@ -23,13 +23,11 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -37,147 +35,40 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from ci.deploy import start_canary
-from interfaces.metric_names import FEATURE_DRIFT_SCORE
-from interfaces.routing import CANARY, CHAMPION
-from mlplat.demo_config import DemoConfig
-from mlplat.demo_processes import (
+from demo.config import DemoConfig
+from demo.paths import DemoPaths
+from demo.processes import (
     ChildProcess,
     DemoProcessError,
+    Loop,
     child_environment,
     free_port,
     mlplat_command,
 )
-from mlplat.demo_timeline import Sample, parse_service_metrics
-from mlplat.demo_training import DemoTrainer
-from monitoring.controller import Controller, CycleReport
-from monitoring.metrics import ControllerMetrics
+from demo.samples import (
+    Sample,
+    TrafficStats,
+    champion_drift_score,
+    parse_service_metrics,
+    traffic_stats,
+)
+from demo.training import DemoTrainer
+from monitoring import Controller, ControllerMetrics, CycleReport, build_controller
 from registry import DeploymentEvent, ModelRegistry, RegistrySettings, open_registry
 
-__all__ = ["DemoPaths", "DemoProcessError", "DemoTimeout", "DemoWorld", "TrafficStats"]
+__all__ = ["DemoProcessError", "DemoTimeout", "DemoWorld"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MARKER_FILE = ".mlplat-demo"
-"""Marks a directory as the demo's output, so a re-run may wipe what an earlier run wrote."""
-OWNED = ("store", "reports", "logs", "summary.json", "timeline.png")
-"""What the demo writes under ``--out``; a re-run removes exactly these, nothing else."""
 MODEL_NAME = "credit-default"
+SERVE_ATTEMPTS = 3
+"""Starts of the service before a lost port is an error (:meth:`DemoWorld.wait_until_serving`)."""
 
 
 class DemoTimeout(TimeoutError):  # noqa: N818 - reads as what happened
     """A wait ran out; the message says what was awaited."""
-
-
-@dataclass(frozen=True)
-class DemoPaths:
-    """Where the demo writes.
-
-    Attributes:
-        out: The output directory (``--out``).
-        store: The MLflow store, artifacts, event log and inference log.
-        reports: Evidently HTML drift reports (the controller writes them here).
-        logs: Child process logs and the demo's own log.
-    """
-
-    out: Path
-
-    @property
-    def store(self) -> Path:
-        """``<out>/store``."""
-        return self.out / "store"
-
-    @property
-    def reports(self) -> Path:
-        """``<out>/reports``."""
-        return self.out / "reports"
-
-    @property
-    def logs(self) -> Path:
-        """``<out>/logs``."""
-        return self.out / "logs"
-
-    @property
-    def summary(self) -> Path:
-        """``<out>/summary.json``."""
-        return self.out / "summary.json"
-
-    @property
-    def timeline(self) -> Path:
-        """``<out>/timeline.png``."""
-        return self.out / "timeline.png"
-
-    def prepare(self) -> None:
-        """Remove what an earlier demo run wrote and create the directories.
-
-        Raises:
-            FileExistsError: ``out`` holds a file or folder the demo would overwrite but no
-                marker that an earlier demo run made it (it may be somebody's data).
-        """
-        self.out.mkdir(parents=True, exist_ok=True)
-        marker = self.out / MARKER_FILE
-        present = [name for name in OWNED if (self.out / name).exists()]
-        if present and not marker.exists():
-            raise FileExistsError(
-                f"--out {self.out}: {', '.join(present)} exist(s) but were not written by the "
-                "demo (no .mlplat-demo marker); choose an empty or new directory"
-            )
-        marker.write_text("written by `mlplat demo`; a re-run replaces its outputs\n")
-        for name in OWNED:
-            path = self.out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-        for folder in (self.store, self.reports, self.logs):
-            folder.mkdir(parents=True)
-
-
-@dataclass
-class TrafficStats:
-    """The latest rates the sampler saw (for the live display).
-
-    Attributes:
-        requests_per_s: Rows scored per second over the last few seconds.
-        canary_share: Share of them the canary scored.
-        labels_per_s: Delayed labels joined per second.
-        server_errors: Server errors since the service started.
-        total: Rows scored since the service started.
-    """
-
-    requests_per_s: float = 0.0
-    canary_share: float = 0.0
-    labels_per_s: float = 0.0
-    server_errors: float = 0.0
-    total: float = 0.0
-
-
-class _Loop:
-    """Calls ``step`` every ``interval_s`` in a daemon thread until stopped."""
-
-    def __init__(self, name: str, step: Callable[[], None], interval_s: float) -> None:
-        self._step = step
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 60.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self._step()
-            except Exception:  # the loop must outlive one bad step; the log says what broke
-                logger.exception("%s: step failed", self._thread.name)
-            self._stop.wait(max(0.0, self._interval_s - (time.monotonic() - started)))
 
 
 @dataclass
@@ -205,7 +96,7 @@ class DemoWorld:
     _reports: list[CycleReport] = field(default_factory=list, init=False)
     _samples: list[Sample] = field(default_factory=list, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _loops: list[_Loop] = field(default_factory=list, init=False)
+    _loops: list[Loop] = field(default_factory=list, init=False)
     _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5.0), init=False)
     stats: TrafficStats = field(default_factory=TrafficStats, init=False)
 
@@ -267,18 +158,29 @@ class DemoWorld:
     def wait_until_serving(self) -> float:
         """Wait until the service answers ``/ready`` (a champion is loaded); return seconds.
 
+        The port was free when it was picked, but the probe had to let go of it before the
+        service could bind it, so another process may have taken it meanwhile. The service then
+        exits with "address already in use": it is started again on a new port, up to
+        :data:`SERVE_ATTEMPTS` times.
+
         Raises:
             DemoProcessError: The service exited or did not get ready in time.
         """
-        assert self._serving is not None, "start_serving first"
-        return self._serving.wait_until_ready(
-            f"{self.serving_url}/ready", self.config.startup_timeout_s
-        )
+        for attempt in range(1, SERVE_ATTEMPTS + 1):
+            assert self._serving is not None, "start_serving first"
+            try:
+                return self._serving.wait_until_ready(
+                    f"{self.serving_url}/ready", self.config.startup_timeout_s
+                )
+            except DemoProcessError:
+                if attempt == SERVE_ATTEMPTS or not self._serving.lost_its_port():
+                    raise
+                logger.warning("%s lost its port to another process; new port", self._serving)
+                self.start_serving()
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def start_controller(self) -> None:
         """Build the real controller from settings and drive it on the demo's cycle."""
-        from monitoring.app import build_controller
-
         settings = self.config.monitor_settings(
             home=self.paths.store.absolute(),
             serving_url=self.serving_url,
@@ -293,13 +195,13 @@ class DemoWorld:
             controller_registry,
             metrics=ControllerMetrics(CollectorRegistry(auto_describe=True)),
         )
-        loop = _Loop("mlplat-demo-controller", self._cycle, self.config.controller_interval_s)
+        loop = Loop("mlplat-demo-controller", self._cycle, self.config.controller_interval_s)
         self._loops.append(loop)
         loop.start()
 
     def start_sampler(self) -> None:
         """Sample the service's and the controller's metrics once a second."""
-        loop = _Loop("mlplat-demo-sampler", self._sample, 1.0)
+        loop = Loop("mlplat-demo-sampler", self._sample, 1.0)
         self._loops.append(loop)
         loop.start()
 
@@ -317,33 +219,15 @@ class DemoWorld:
         try:
             response = self._http.get(f"{self.serving_url}/metrics")
             response.raise_for_status()
-            sample = parse_service_metrics(response.text, self.elapsed(), self._drift_score())
+            drift = champion_drift_score(self.controller)
+            sample = parse_service_metrics(response.text, self.elapsed(), drift)
         except (httpx.HTTPError, ValueError) as exc:
             logger.debug("sampler: no sample this second: %s", exc)
             return
         with self._lock:
             self._samples.append(sample)
             recent = [s for s in self._samples if s.t >= sample.t - 5.0]
-        self.stats = _stats(recent)
-
-    def _drift_score(self) -> float | None:
-        """The champion's largest feature drift score at its latest check, if it was checked."""
-        controller = self.controller
-        last = None if controller is None else controller.last_report
-        champion = (
-            None if last is None or last.deployment is None else last.deployment.get("champion")
-        )
-        if controller is None or champion is None:
-            return None
-        scores = [
-            sample.value
-            for family in controller.metrics.registry.collect()
-            if family.name == FEATURE_DRIFT_SCORE
-            for sample in family.samples
-            if sample.labels.get("variant") == CHAMPION
-            and sample.labels.get("model_version") == str(champion)
-        ]
-        return max(scores) if scores else None
+        self.stats = traffic_stats(recent)
 
     # -- what scenarios use --------------------------------------------------------------
 
@@ -517,22 +401,3 @@ class DemoWorld:
     def _stop_serving(self) -> None:
         if self._serving is not None:
             self._serving.stop()
-
-
-def _stats(recent: list[Sample]) -> TrafficStats:
-    """Rates over the samples of the last few seconds."""
-    last = recent[-1]
-    first = recent[0]
-    span = last.t - first.t
-    done = {
-        v: last.predictions.get(v, 0.0) - first.predictions.get(v, 0.0) for v in (CHAMPION, CANARY)
-    }
-    labels = sum(last.labels.values()) - sum(first.labels.values())
-    total_done = sum(done.values())
-    return TrafficStats(
-        requests_per_s=total_done / span if span > 0 else 0.0,
-        canary_share=done[CANARY] / total_done if total_done > 0 else 0.0,
-        labels_per_s=labels / span if span > 0 else 0.0,
-        server_errors=sum(last.server_errors.values()),
-        total=sum(last.predictions.values()),
-    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from mlplat.demo_processes import child_environment
-from mlplat.demo_world import MARKER_FILE, DemoPaths
+from demo.paths import MARKER_FILE, DemoPaths
+from demo.processes import ChildProcess, child_environment
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +47,24 @@ def test_children_get_the_demos_store_not_the_callers() -> None:
         {"MLFLOW_TRACKING_URI": "sqlite:///demo.db"},
     )  # fmt: skip
     assert env == {"PATH": "/bin", "MLFLOW_TRACKING_URI": "sqlite:///demo.db"}
+
+
+def test_a_child_that_lost_its_port_says_so(tmp_path: Path) -> None:
+    """A server whose port was taken before it bound it is told apart from any other failure."""
+    bind_error = "ERROR: [Errno 98] error while attempting to bind: address already in use"
+    lost = ChildProcess(
+        "lost", [sys.executable, "-c", f"import sys; print({bind_error!r}); sys.exit(1)"],
+        {}, tmp_path / "lost.log",
+    )  # fmt: skip
+    crashed = ChildProcess(
+        "crashed", [sys.executable, "-c", "raise SystemExit('no champion')"], {},
+        tmp_path / "crashed.log",
+    )  # fmt: skip
+    for child in (lost, crashed):
+        assert not child.lost_its_port()  # not started: nothing lost
+        child.start()
+        deadline = time.monotonic() + 30.0
+        while child.exit_code() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert lost.lost_its_port()
+    assert not crashed.lost_its_port()

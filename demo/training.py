@@ -35,8 +35,7 @@ import pandas as pd
 from ci.runner import open_experiment
 from ci.stages import Reporter, RunRequest, RunSummary, run_pipeline
 from interfaces.tags import TAG_PREFIX
-from pipeline import PipelineConfig, generate
-from pipeline.sources import DataSource, GeneratedData
+from pipeline import DataSource, GeneratedData, PipelineConfig, generate
 from registry import ModelRegistry, RegistrySettings
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""``mlplat demo``: the closed loop, end to end, on embedded defaults, in a few minutes.
+""":func:`run_demo`: the closed loop (``mlplat demo``) end to end, on embedded defaults.
 
 What runs, all on this machine (SQLite MLflow, local files; no Docker, no Prometheus):
 
@@ -8,13 +8,13 @@ What runs, all on this machine (SQLite MLflow, local files; no Docker, no Promet
 * the monitoring controller (``monitoring/app.py::build_controller``) reading the service's own
   ``/metrics`` and its inference log, judging canaries with the real judge and moving the registry.
 
-Then three scenarios (:mod:`mlplat.demo_scenarios`): a candidate with a training-serving skew is
+Then three scenarios (:mod:`demo.scenarios`): a candidate with a training-serving skew is
 rolled back automatically; a good candidate is promoted; input drift on the champion raises an
 alert and a retrain trigger but no rollback. Outputs under ``--out`` (default ``demo-output``):
 ``summary.json``, Evidently HTML reports in ``reports/``, ``timeline.png``, and ``logs/``.
 
 The demo compresses time (short windows, a few hundred requests per second), not the rules: the
-knobs are in :class:`mlplat.demo_config.DemoConfig`, printed at the start. Exit status 0 only when
+knobs are in :class:`demo.config.DemoConfig`, printed at the start. Exit status 0 only when
 all three scenarios end as expected.
 """
 
@@ -22,30 +22,33 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import click
 from rich.console import Console
 from rich.table import Table
 
-from mlplat.demo_config import DemoConfig, DemoConfigError, load_demo_config
+from ci.stages import RunRequest
+from demo.config import DemoConfig
+from demo.paths import DemoPaths
+from demo.progress import DemoProgress
+from demo.samples import build_series
+from demo.scenarios import champion_drift, good_canary, skew_canary
+from demo.summary import build_summary
+from demo.timeline import Marker, MarkerKind, Phase, plot_timeline
+from demo.verdicts import Narrator, ScenarioResult
+from demo.world import DemoWorld
+from interfaces.files import write_json_atomically
 
-if TYPE_CHECKING:
-    from mlplat.demo_progress import DemoProgress
-    from mlplat.demo_scenarios import Narrator, ScenarioResult
-    from mlplat.demo_timeline import Marker
-    from mlplat.demo_world import DemoPaths, DemoWorld
+Scenario = Callable[[DemoWorld, Narrator], ScenarioResult]
 
-    Scenario = Callable[[DemoWorld, Narrator], ScenarioResult]
+__all__ = ["run_demo"]
 
-__all__ = ["demo", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +142,6 @@ def run_demo(config: DemoConfig, out: Path, console: Console) -> dict[str, Any]:
         KeyboardInterrupt: Re-raised after everything was stopped and the summary written.
         FileExistsError: ``out`` holds files the demo did not write.
     """
-    from interfaces.files import write_json_atomically
-    from mlplat.demo_progress import DemoProgress
-    from mlplat.demo_scenarios import ScenarioResult, champion_drift, good_canary, skew_canary
-    from mlplat.demo_summary import build_summary
-    from mlplat.demo_world import DemoPaths, DemoWorld
-
     paths = DemoPaths(out)
     paths.prepare()
     started = time.monotonic()
@@ -196,8 +193,6 @@ def _run(
     setup: dict[str, Any],
     *scenarios: Scenario,
 ) -> None:
-    from ci.stages import RunRequest
-
     config = world.config
     progress.phase("setup: a fresh store, the inference service and a first champion")
     progress.step("creating the MLflow store and the event log")
@@ -261,8 +256,6 @@ def _final_state(world: DemoWorld) -> tuple[dict[str, Any], list[str]]:
 def _write_timeline(
     world: DemoWorld, results: list[ScenarioResult], paths: DemoPaths
 ) -> dict[str, Any]:
-    from mlplat.demo_timeline import Marker, Phase, build_series, plot_timeline
-
     files: dict[str, Any] = {
         "summary": str(paths.summary),
         "reports": sorted(str(p) for p in paths.reports.glob("*.html")),
@@ -295,8 +288,6 @@ def _write_timeline(
 
 
 def _verdict_marker(result: ScenarioResult) -> Marker:
-    from mlplat.demo_timeline import Marker, MarkerKind
-
     kinds: dict[str, MarkerKind] = {"rolled_back": "rollback", "promoted": "promote",
                                     "paused": "pause", "alert+retrain": "drift"}  # fmt: skip
     version = (result.evidence.get("pipeline") or {}).get("model_version")
@@ -306,52 +297,3 @@ def _verdict_marker(result: ScenarioResult) -> Marker:
     took = "" if seconds is None else f" ({seconds:.1f} s)"
     assert result.verdict_at is not None
     return Marker(result.verdict_at, f"{who}{what}{took}", kinds.get(result.outcome, "note"))
-
-
-@click.command()
-@click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-output"),
-    show_default=True, help="Where the demo writes its store, reports, timeline and summary.json.",
-)  # fmt: skip
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print summary.json on stdout (progress on stderr)."
-)
-@click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None, help="YAML file of DemoConfig fields to override (see mlplat/demo_config.py).",
-)  # fmt: skip
-def demo(out: Path, as_json: bool, config_path: Path | None) -> None:
-    """Run the closed loop end to end: skew rolled back, good canary promoted, drift alerted."""
-    import json
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    console = Console(stderr=as_json, highlight=False)
-    try:
-        config = load_demo_config(config_path)
-    except DemoConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        payload = run_demo(config, out, console)
-    except FileExistsError as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        console.print(
-            "[yellow]interrupted; everything was stopped. "
-            f"Partial summary: {out / 'summary.json'}[/]"
-        )
-        raise SystemExit(130) from None
-    from mlplat.demo_summary import summary_table
-
-    console.print(summary_table(payload))
-    if payload.get("error"):
-        console.print(f"[red]the demo stopped early: {payload['error']}[/]")
-    files = payload["files"]
-    console.print(
-        f"finished in {payload['seconds']:.0f} s. summary {files['summary']}, timeline "
-        f"{files.get('timeline') or '(not drawn)'}, {len(files['reports'])} HTML report(s) in "
-        f"{out / 'reports'}, logs in {files['logs']}"
-    )
-    if as_json:
-        click.echo(json.dumps(payload, indent=2, default=str))
-    if not payload["ok"]:
-        raise SystemExit(1)

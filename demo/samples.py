@@ -1,58 +1,44 @@
-"""The demo's timeline: per-second samples of the service and the controller, and their plot.
+"""The demo's samples: per-second readings of the service and the controller, and their rates.
 
 A :class:`Sample` holds *cumulative* counters read from the inference service's own ``/metrics``
 (rows scored, server errors and delayed labels per variant, the canary weight it serves) and the
 controller's latest drift score. :func:`build_series` turns consecutive samples into rates over
-a short rolling window; :func:`plot_timeline` draws them with the verdicts marked and writes a
-PNG. Parsing and the arithmetic are pure functions, so they are tested without a server;
-plotting uses matplotlib's object API on the Agg canvas (no pyplot state, no display needed).
+a short rolling window for the timeline (:mod:`demo.timeline`); :func:`traffic_stats` gives the
+live display its latest rates. All pure functions, tested without a server.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from interfaces.files import write_atomically
 from interfaces.metric_names import (
     CANARY_WEIGHT_RATIO,
     ERRORS_TOTAL,
+    FEATURE_DRIFT_SCORE,
     LABELED_PREDICTIONS_TOTAL,
     PREDICTIONS_TOTAL,
 )
 from interfaces.routing import CANARY, CHAMPION, VARIANTS
+from monitoring import Controller
 from monitoring.sources import SERVER_ERROR_CLASSES
 
 __all__ = [
-    "Marker",
-    "MarkerKind",
-    "Phase",
     "Sample",
     "Series",
+    "TrafficStats",
     "build_series",
+    "champion_drift_score",
     "parse_service_metrics",
-    "plot_timeline",
+    "traffic_stats",
 ]
 
 WRONG_OUTCOMES: Final = ("fp", "fn")
-
-MarkerKind = Literal["rollback", "promote", "pause", "drift", "canary", "note"]
-
-_VARIANT_COLOURS: Final[dict[str, str]] = {CHAMPION: "#1f77b4", CANARY: "#ff7f0e"}
-_MARKER_COLOURS: Final[dict[MarkerKind, str]] = {
-    "rollback": "#d62728",
-    "promote": "#2ca02c",
-    "pause": "#9467bd",
-    "drift": "#8c564b",
-    "canary": "#7f7f7f",
-    "note": "#7f7f7f",
-}
 
 
 @dataclass(frozen=True)
@@ -199,123 +185,56 @@ def _dropped(before: Sample, after: Sample) -> bool:
     return any(after.predictions.get(v, 0.0) < before.predictions.get(v, 0.0) for v in VARIANTS)
 
 
-@dataclass(frozen=True)
-class Marker:
-    """A moment worth a vertical line: a verdict, a canary start, a drift alert.
+@dataclass
+class TrafficStats:
+    """The latest rates the sampler saw (for the live display).
 
     Attributes:
-        t: Seconds since the demo started.
-        label: What happened, in a few words.
-        kind: Decides the colour.
+        requests_per_s: Rows scored per second over the last few seconds.
+        canary_share: Share of them the canary scored.
+        labels_per_s: Delayed labels joined per second.
+        server_errors: Server errors since the service started.
+        total: Rows scored since the service started.
     """
 
-    t: float
-    label: str
-    kind: MarkerKind
+    requests_per_s: float = 0.0
+    canary_share: float = 0.0
+    labels_per_s: float = 0.0
+    server_errors: float = 0.0
+    total: float = 0.0
 
 
-@dataclass(frozen=True)
-class Phase:
-    """A shaded span of the timeline: one scenario.
-
-    Attributes:
-        start: Seconds since the demo started.
-        end: Seconds since the demo started.
-        label: The scenario's short name.
-    """
-
-    start: float
-    end: float
-    label: str
-
-
-def plot_timeline(
-    series: Series,
-    markers: Iterable[Marker],
-    phases: Iterable[Phase],
-    path: Path,
-    *,
-    title: str = "mlplat demo: the closed loop",
-    window_s: float = 5.0,
-) -> Path:
-    """Draw the timeline and write it as a PNG (atomically: temp file, then rename).
-
-    Panels, sharing the time axis: the error rate of each variant on delayed labels (and 5xx
-    errors over requests, dotted, when there were any), the canary weight the service applied,
-    and the champion's largest feature drift score. Every marker is a vertical line through all
-    panels, labelled in the top panel; every phase is a shaded, labelled band.
-
-    Args:
-        series: What :func:`build_series` computed.
-        markers: Verdicts and other moments.
-        phases: The scenarios' spans.
-        path: The PNG to write.
-        title: The figure's title.
-        window_s: The rolling window of ``series``, for the legend.
-
-    Returns:
-        ``path``.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(12, 7.5), dpi=110, layout="constrained")
-    FigureCanvasAgg(figure)
-    figure.suptitle(title, x=0.01, ha="left", fontsize=13, fontweight="bold")
-    errors, weight, drift = figure.subplots(
-        3, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1.0, 1.4]}
+def traffic_stats(recent: Sequence[Sample]) -> TrafficStats:
+    """Rates over the samples of the last few seconds."""
+    last = recent[-1]
+    first = recent[0]
+    span = last.t - first.t
+    done = {
+        v: last.predictions.get(v, 0.0) - first.predictions.get(v, 0.0) for v in (CHAMPION, CANARY)
+    }
+    labels = sum(last.labels.values()) - sum(first.labels.values())
+    total_done = sum(done.values())
+    return TrafficStats(
+        requests_per_s=total_done / span if span > 0 else 0.0,
+        canary_share=done[CANARY] / total_done if total_done > 0 else 0.0,
+        labels_per_s=labels / span if span > 0 else 0.0,
+        server_errors=sum(last.server_errors.values()),
+        total=sum(last.predictions.values()),
     )
-    t = series.t
-    for variant in VARIANTS:
-        colour = _VARIANT_COLOURS[variant]
-        label = f"{variant}: wrong predictions / delayed labels ({window_s:g} s)"
-        errors.plot(t, series.label_error_rate[variant], color=colour, lw=1.6, label=label)
-        if any(x > 0 for x in series.server_error_rate[variant] if not math.isnan(x)):
-            errors.plot(t, series.server_error_rate[variant], color=colour, lw=1.0, ls=":",
-                        label=f"{variant}: 5xx errors / requests")  # fmt: skip
-    errors.set_ylabel("error rate")
-    errors.set_ylim(0, _top(series.label_error_rate.values()))
-    errors.legend(loc="lower left", fontsize=8, framealpha=0.9)
-
-    weight.step(t, series.canary_weight, where="post", color=_VARIANT_COLOURS[CANARY], lw=1.6)
-    weight.fill_between(
-        t, series.canary_weight, step="post", color=_VARIANT_COLOURS[CANARY], alpha=0.2
-    )
-    weight.set_ylabel("canary weight")
-    weight.set_ylim(0, 1)
-
-    drift.plot(t, series.drift_score, color=_MARKER_COLOURS["drift"], lw=1.6, marker=".", ms=3)
-    drift.set_ylabel("drift score")
-    drift.set_ylim(0, _top([series.drift_score], minimum=0.5) / 1.3)
-    drift.set_xlabel("seconds since the demo started")
-    drift.text(0.005, 0.95, "champion: largest feature drift score at the latest check",
-               transform=drift.transAxes, fontsize=8, va="top")  # fmt: skip
-
-    shown = list(phases)
-    for index, phase in enumerate(shown):
-        # Alternate bands, so neighbouring scenarios read as separate spans.
-        shade = 0.07 if index % 2 else 0.02
-        for axis in (errors, weight, drift):
-            axis.axvspan(phase.start, phase.end, color="#000000", alpha=shade, lw=0)
-        errors.text(phase.start, 0.97, f" {phase.label}", ha="left", va="top",
-                    fontsize=9, fontweight="bold", transform=errors.get_xaxis_transform(),
-                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})  # fmt: skip
-    for marker in sorted(markers, key=lambda m: m.t):
-        colour = _MARKER_COLOURS[marker.kind]
-        style = "--" if marker.kind in ("canary", "note") else "-"
-        for axis in (errors, weight, drift):
-            axis.axvline(marker.t, color=colour, lw=1.3, ls=style)
-        errors.text(marker.t, 0.88, f" {marker.label}", rotation=90, va="top", ha="left",
-                    fontsize=8, color=colour, transform=errors.get_xaxis_transform())  # fmt: skip
-    ends = [*t, *(p.end for p in shown)]
-    starts = [*t, *(p.start for p in shown)]
-    if ends:
-        drift.set_xlim(min(starts), max(ends))
-    write_atomically(path, lambda tmp: figure.savefig(tmp, format="png"))
-    return path
 
 
-def _top(lines: Iterable[Sequence[float]], minimum: float = 0.05) -> float:
-    """A y-axis top with headroom for the labels: 1.6 x the largest finite value."""
-    values = [v for line in lines for v in line if not math.isnan(v)]
-    return max(minimum, 1.6 * max(values, default=0.0))
+def champion_drift_score(controller: Controller | None) -> float | None:
+    """The champion's largest feature drift score at its latest check, if it was checked."""
+    last = None if controller is None else controller.last_report
+    champion = None if last is None or last.deployment is None else last.deployment.get("champion")
+    if controller is None or champion is None:
+        return None
+    scores = [
+        sample.value
+        for family in controller.metrics.registry.collect()
+        if family.name == FEATURE_DRIFT_SCORE
+        for sample in family.samples
+        if sample.labels.get("variant") == CHAMPION
+        and sample.labels.get("model_version") == str(champion)
+    ]
+    return max(scores) if scores else None

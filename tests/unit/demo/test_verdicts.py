@@ -8,13 +8,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from mlplat.demo_scenarios import (
+from demo.training import annualised_debt_to_income
+from demo.verdicts import (
     ScenarioResult,
     assess_canary,
     assess_drift,
     compact_judgement,
 )
-from mlplat.demo_training import annualised_debt_to_income
 from monitoring.controller import CanaryReport, DriftReport
 from registry import Action, DeploymentEvent, DeploymentState, EventStatus
 

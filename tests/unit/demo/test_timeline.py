@@ -8,14 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from mlplat.demo_timeline import (
-    Marker,
-    Phase,
-    Sample,
-    build_series,
-    parse_service_metrics,
-    plot_timeline,
-)
+from demo.samples import Sample, build_series, parse_service_metrics
+from demo.timeline import Marker, Phase, plot_timeline
 from serving.metrics import ServingMetrics
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplat.demo_config import DemoConfig, DemoConfigError, load_demo_config
+from demo.config import DemoConfig, DemoConfigError, load_demo_config
 
 pytestmark = pytest.mark.unit
 

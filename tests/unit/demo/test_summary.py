@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from mlplat.demo_scenarios import ScenarioResult
-from mlplat.demo_summary import build_summary, headline, summary_table
+from demo.summary import build_summary, headline, summary_table
+from demo.verdicts import ScenarioResult
 
 pytestmark = pytest.mark.unit
 
