@@ -24,6 +24,7 @@ from serving.deps import RuntimeDep
 from serving.inference_log import FailedRecord, InferenceLogger, InferenceRecord
 from serving.metrics import ServingMetrics
 from serving.middleware import ARRIVED_AT
+from serving.runtime import ServingRuntime
 from serving.schemas import (
     ID_PATTERN,
     ErrorResponse,
@@ -154,6 +155,41 @@ def _log_failures(
             )
 
 
+def _answers(
+    runtime: ServingRuntime,
+    request_id: str,
+    groups: dict[Variant, _Group],
+    scores: list[list[float]],
+    count: int,
+    elapsed: float,
+) -> list[dict[str, Any] | None]:
+    """Each record's answer, in request order; every score observed and logged on the way."""
+    threshold = runtime.settings.prediction_threshold
+    log = runtime.inference_log
+    now = time.time()
+    predictions: list[dict[str, Any] | None] = [None] * count
+    for (variant, group), probabilities in zip(groups.items(), scores, strict=True):
+        model = group.model
+        runtime.metrics.observe_scores(variant, model.label, elapsed, probabilities)
+        for index, row, point, probability in zip(
+            group.indices, group.rows, group.points, probabilities, strict=True
+        ):
+            prediction = 1 if probability >= threshold else 0
+            predictions[index] = {
+                "prediction": prediction,
+                "probability": probability,
+                "model_version": model.version,
+                "variant": variant,
+            }
+            if log is not None:
+                record = InferenceRecord(
+                    now, request_id, index, variant, model.version, probability, prediction,
+                    row, point, elapsed,
+                )  # fmt: skip
+                log.log(record)
+    return predictions
+
+
 @router.post(
     "/predict",
     response_model=PredictResponse,
@@ -202,29 +238,7 @@ async def predict(
             return _error(500, "the model failed to score the request")
 
         elapsed = time.perf_counter() - arrived
-        threshold = runtime.settings.prediction_threshold
-        log = runtime.inference_log
-        now = time.time()
-        predictions: list[dict[str, Any] | None] = [None] * len(body.records)
-        for (variant, group), probabilities in zip(groups.items(), scores, strict=True):
-            model = group.model
-            metrics.observe_scores(variant, model.label, elapsed, probabilities)
-            for index, row, point, probability in zip(
-                group.indices, group.rows, group.points, probabilities, strict=True
-            ):
-                prediction = 1 if probability >= threshold else 0
-                predictions[index] = {
-                    "prediction": prediction,
-                    "probability": probability,
-                    "model_version": model.version,
-                    "variant": variant,
-                }
-                if log is not None:
-                    record = InferenceRecord(
-                        now, request_id, index, variant, model.version, probability, prediction,
-                        row, point, elapsed,
-                    )  # fmt: skip
-                    log.log(record)
+        predictions = _answers(runtime, request_id, groups, scores, len(body.records), elapsed)
         content = json.dumps({"request_id": request_id, "predictions": predictions})
         return Response(
             content, media_type="application/json", headers={"X-Request-ID": request_id}
