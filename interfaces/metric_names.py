@@ -58,8 +58,8 @@ construction; each gauge states its ``multiprocess_mode`` below on purpose (``li
 in-flight work, ``livemax`` for "is any live worker serving it", ``livemostrecent`` for state
 every worker follows, ``mostrecent`` for values set by an outside job). "Live" holds only while
 a dead worker's gauge files are removed: a worker that stops cleanly removes its own
-(:func:`mark_worker_dead`), and ``mlplat serve`` sweeps those of workers that were killed
-(:func:`mark_dead_workers`).
+(``serving/multiprocess.py::mark_worker_dead``), and ``mlplat serve`` sweeps those of workers
+that were killed (``serving/multiprocess.py::mark_dead_workers``).
 """
 
 from __future__ import annotations

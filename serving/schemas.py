@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from features import ENTITY_ID, FEATURES, CategoricalFeature, Feature, NumericFeature
+from features import CONTRACT, ENTITY_ID, FEATURES, CategoricalFeature, Feature, NumericFeature
 from interfaces.routing import Variant
 
 MAX_BATCH_RECORDS: Final = 512
@@ -82,22 +82,8 @@ def _record_field(f: Feature) -> tuple[Any, Any]:
     return annotation, Field(default, description=description)
 
 
-EXAMPLE_RECORD: Final[dict[str, Any]] = {
-    "age": 41,
-    "annual_income": 52_000.0,
-    "loan_amount": 12_000.0,
-    "loan_term_months": 36,
-    "interest_rate": 0.11,
-    "credit_score": 702,
-    "debt_to_income": 0.31,
-    "open_accounts": 6,
-    "delinquencies_2y": 0,
-    "employment_years": 4.5,
-    "home_ownership": "rent",
-    "loan_purpose": "debt_consolidation",
-    "segment": "mass",
-}
-"""A valid record, used by the OpenAPI docs, the model smoke test and the benchmarks."""
+EXAMPLE_RECORD: Final[dict[str, Any]] = dict(CONTRACT.example)
+"""The contract's example record: the OpenAPI example, the model smoke test, the benchmarks."""
 
 MAX_RECORD_FIELDS: Final = 2 * (len(FEATURES) + 1)
 """Most keys a record may have before validation stops at one error for the whole record.
@@ -132,7 +118,7 @@ else:
     FeatureRecord = create_model(
         "FeatureRecord",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_RECORD]}),
-        __doc__="One loan application; every field follows the feature contract.",
+        __doc__=f"One record of {CONTRACT.name}; every field follows the feature contract.",
         __validators__={"_bounded_fields": model_validator(mode="before")(_bounded_fields)},
         **{
             ENTITY_ID: (
