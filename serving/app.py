@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from features import CONTRACT, Contract
 from serving import errors
 from serving.deployment import ModelSource, RegistryModelSource
 from serving.inference_log import InferenceLogStore
@@ -27,11 +28,15 @@ from serving.routers import admin, feedback, health, predict
 from serving.runtime import ServingRuntime
 from serving.settings import ServingSettings, get_settings
 
-DESCRIPTION = """\
-Scores credit-default risk with the champion model from the MLflow registry, and with the
-challenger for the canary's share of customers. Every prediction is logged for the drift checks;
-`POST /feedback` joins the true outcome later. Metrics at `/metrics`.
-"""
+
+def describe(contract: Contract) -> str:
+    """The OpenAPI description: what the contract's model decides, and how it is served."""
+    return (
+        f"{contract.description or contract.name} Scores {contract.score} with the champion "
+        "model from the MLflow registry, and with the challenger for the canary's share of "
+        "traffic. Every prediction is logged for the drift checks; `POST /feedback` joins the "
+        "true outcome later. Metrics at `/metrics`."
+    )
 
 
 def create_app(
@@ -72,7 +77,7 @@ def create_app(
     app = FastAPI(
         title="mlplat inference service",
         version="1.0.0",
-        description=DESCRIPTION,
+        description=describe(CONTRACT),
         lifespan=lifespan,
     )
     app.state.settings = settings

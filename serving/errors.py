@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from features import feature
+from features import ENTITY_ID, feature
 from interfaces.metric_names import RECORD_LEVEL, UNKNOWN_FEATURE, InputIssue
 from serving.metrics import ServingMetrics
 from serving.schemas import LABEL_RULE, MAX_RECORD_FIELDS, FieldError, contract_rule
@@ -78,12 +78,12 @@ _BODY_FIELD_RULES = {("/feedback", "label"): LABEL_RULE}
 def _rule(error: dict[str, Any], field_name: str | None, path: str = "") -> str:
     if error["type"] == "extra_forbidden":
         if path == "/predict":
-            return "only the feature contract's fields and customer_id are allowed"
+            return f"only the feature contract's fields and {ENTITY_ID} are allowed"
         return "unknown field; see the request schema in /docs"
     if error["type"] == "too_many_fields":
         return (
             f"at most {MAX_RECORD_FIELDS} fields; only the feature contract's fields and "
-            "customer_id are allowed"
+            f"{ENTITY_ID} are allowed"
         )
     loc = error.get("loc", ())
     if len(loc) == 2 and loc[0] == "body" and (path, loc[1]) in _BODY_FIELD_RULES:

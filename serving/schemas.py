@@ -110,7 +110,7 @@ def _bounded_fields(value: Any) -> Any:
 if TYPE_CHECKING:
     # mypy cannot see fields made by create_model; code reads them by contract name.
     class FeatureRecord(BaseModel):
-        """One loan application (fields generated from the feature contract)."""
+        """One record (fields generated from the feature contract)."""
 
         customer_id: str | None
 
@@ -140,9 +140,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [{"records": [{"customer_id": "c-000042", **EXAMPLE_RECORD}]}]
-        },
+        json_schema_extra={"examples": [{"records": [{ENTITY_ID: "c-000042", **EXAMPLE_RECORD}]}]},
     )
 
     records: list[FeatureRecord] = Field(
@@ -187,7 +185,7 @@ class FeedbackRequest(BaseModel):
     label: ContractInt = Field(
         ge=0,
         le=1,
-        description=f"1 when the loan defaulted, 0 when it did not: {LABEL_RULE}.",
+        description=f"1 when {CONTRACT.positive}, 0 otherwise: {LABEL_RULE}.",
     )
 
 

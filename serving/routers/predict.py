@@ -101,7 +101,7 @@ class _ModelFailedError(Exception):
 
 
 async def _score(batcher: MicroBatcher, groups: dict[Variant, _Group]) -> list[list[float]]:
-    """P(default) per row, one list per group (the groups are batched concurrently).
+    """The score per row, one list per group (the groups are batched concurrently).
 
     Raises:
         OverloadedError, BatcherStoppedError: The batcher refused (no model is at fault).
@@ -193,7 +193,7 @@ def _answers(
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    summary="Score one or more loan applications",
+    summary="Score one or more records",
     responses={
         413: {"model": ErrorResponse, "description": "Body larger than the limit."},
         422: {"model": ValidationErrorResponse, "description": "A record breaks the contract."},
