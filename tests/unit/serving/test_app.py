@@ -33,6 +33,7 @@ def _canary_on(client: TestClient, source: FakeSource, weight: float) -> None:
 def test_predict_answers_prediction_probability_version_variant_and_request_id(
     client: TestClient,
 ) -> None:
+    """A prediction carries class, probability, version and variant; the body a request id."""
     body = _predict(client)
     (prediction,) = body["predictions"]
     assert set(prediction) == {"prediction", "probability", "model_version", "variant"}
@@ -43,17 +44,20 @@ def test_predict_answers_prediction_probability_version_variant_and_request_id(
 
 
 def test_the_callers_request_id_is_echoed(client: TestClient) -> None:
+    """An X-Request-ID from the caller comes back in the body and the header."""
     response = client.post("/predict", json=predict_body(), headers={"X-Request-ID": "abc-123"})
     assert response.json()["request_id"] == "abc-123"
     assert response.headers["X-Request-ID"] == "abc-123"
 
 
 def test_generated_request_ids_are_unique(client: TestClient) -> None:
+    """Without a caller's id, each request gets a distinct one."""
     ids = {_predict(client)["request_id"] for _ in range(5)}
     assert len(ids) == 5
 
 
 def test_a_batch_is_answered_in_order(client: TestClient) -> None:
+    """A batch's predictions come back in the order of its records."""
     records = [record(credit_score=score) for score in (350, 800, 600)]
     response = client.post("/predict", json={"records": records})
     probabilities = [p["probability"] for p in response.json()["predictions"]]
@@ -64,6 +68,7 @@ def test_a_batch_is_answered_in_order(client: TestClient) -> None:
 def test_a_customer_sticks_to_one_variant_and_the_split_follows_the_weight(
     client: TestClient, source: FakeSource
 ) -> None:
+    """The same customer always gets the same variant, chosen by the salted routing hash."""
     _canary_on(client, source, 0.5)
     customers = [f"c-{i:04d}" for i in range(60)]
     records = [record(customer_id=c) for c in customers]
@@ -80,6 +85,7 @@ def test_a_customer_sticks_to_one_variant_and_the_split_follows_the_weight(
 def test_without_a_customer_id_the_request_id_routes(
     client: TestClient, source: FakeSource
 ) -> None:
+    """A record without a routing key is routed by the request id."""
     _canary_on(client, source, 0.5)
     for request_id in ("r-1", "r-2", "r-3", "r-4"):
         body = _predict(client, headers={"X-Request-ID": request_id})
@@ -87,6 +93,7 @@ def test_without_a_customer_id_the_request_id_routes(
 
 
 def test_feedback_joins_the_label_to_the_logged_prediction(client: TestClient) -> None:
+    """A label joins its logged prediction and is classified as an outcome."""
     _predict(client, headers={"X-Request-ID": "req-1"})
     response = client.post("/feedback", json={"request_id": "req-1", "label": 1})
     assert response.status_code == 200, response.text
@@ -96,12 +103,14 @@ def test_feedback_joins_the_label_to_the_logged_prediction(client: TestClient) -
 
 
 def test_feedback_for_an_unknown_request_id_is_a_clear_404(client: TestClient) -> None:
+    """A label for a request that was never logged is a 404 naming the id."""
     response = client.post("/feedback", json={"request_id": "never-seen", "label": 0})
     assert response.status_code == 404
     assert "no prediction was logged for request_id 'never-seen'" in response.json()["detail"]
 
 
 def test_a_second_label_for_the_same_prediction_is_a_409(client: TestClient) -> None:
+    """A prediction takes one label; a second is a 409."""
     _predict(client, headers={"X-Request-ID": "req-2"})
     assert client.post("/feedback", json={"request_id": "req-2", "label": 0}).status_code == 200
     again = client.post("/feedback", json={"request_id": "req-2", "label": 1})
@@ -112,6 +121,7 @@ def test_a_second_label_for_the_same_prediction_is_a_409(client: TestClient) -> 
 def test_feedback_answers_503_when_the_inference_log_is_off(
     make_client: Callable[..., TestClient],
 ) -> None:
+    """Without an inference log, feedback cannot be joined: 503."""
     client = make_client(inference_log_enabled=False)
     _predict(client, headers={"X-Request-ID": "req-3"})
     response = client.post("/feedback", json={"request_id": "req-3", "label": 0})
@@ -130,6 +140,7 @@ def test_feedback_answers_503_when_the_inference_log_is_off(
 def test_admin_endpoints_need_the_bearer_token(
     client: TestClient, headers: dict[str, str], status: int
 ) -> None:
+    """No token is a 401 with WWW-Authenticate, a wrong one a 403."""
     response = client.post("/admin/reload", headers=headers)
     assert response.status_code == status
     if status == 401:
@@ -140,6 +151,7 @@ def test_admin_endpoints_need_the_bearer_token(
 def test_the_admin_token_is_compared_in_constant_time(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The admin token check goes through hmac.compare_digest with the presented bytes."""
     calls: list[tuple[bytes, bytes]] = []
     original = hmac.compare_digest
 
@@ -155,6 +167,7 @@ def test_the_admin_token_is_compared_in_constant_time(
 def test_a_body_over_the_limit_is_refused_before_it_is_read(
     make_client: Callable[..., TestClient],
 ) -> None:
+    """A body with a Content-Length over the limit is a 413 saying the limit."""
     client = make_client(max_body_bytes=2048)
     body = b'{"records": [' + b" " * 4096 + b"]}"
     response = client.post("/predict", content=body, headers={"content-type": "application/json"})
@@ -165,6 +178,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(
 def test_a_chunked_body_over_the_limit_is_refused_too(
     make_client: Callable[..., TestClient],
 ) -> None:
+    """A chunked body that grows past the limit is cut off with a 413."""
     client = make_client(max_body_bytes=2048)
 
     def chunks() -> Iterator[bytes]:
@@ -180,6 +194,7 @@ def test_a_chunked_body_over_the_limit_is_refused_too(
 
 
 def test_a_chunked_body_under_the_limit_is_served(client: TestClient) -> None:
+    """A chunked body within the limit is read whole and served."""
     import json
 
     payload = json.dumps(predict_body()).encode()
@@ -193,6 +208,7 @@ def test_a_chunked_body_under_the_limit_is_served(client: TestClient) -> None:
 def test_a_full_inference_log_drops_and_counts_but_the_request_succeeds(
     make_client: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A full log queue drops records (counted) and never fails the request."""
     import threading
 
     client = make_client(inference_log_queue_size=1)
@@ -209,6 +225,7 @@ def test_a_full_inference_log_drops_and_counts_but_the_request_succeeds(
 
 
 def test_a_drift_report_for_a_feature_outside_the_contract_is_refused(client: TestClient) -> None:
+    """A drift score for a feature outside the contract is a 422 naming the field."""
     response = client.post(
         "/admin/drift", headers=AUTH,
         json={"variant": "champion", "model_version": 1, "scores": {"shoe_size": 0.4},
@@ -219,6 +236,7 @@ def test_a_drift_report_for_a_feature_outside_the_contract_is_refused(client: Te
 
 
 def test_health_ready_and_model_describe_the_deployment(client: TestClient) -> None:
+    """/health, /ready and /model describe the served champion and the absent canary."""
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
     assert ready.status_code == 200
@@ -233,6 +251,7 @@ def test_health_ready_and_model_describe_the_deployment(client: TestClient) -> N
 def test_without_a_champion_ready_and_predict_answer_503(
     make_client: Callable[..., TestClient], source: FakeSource
 ) -> None:
+    """With no champion, /ready and /predict answer 503 and say why."""
     source.state = DesiredState(champion=None)
     client = make_client()
     assert client.get("/ready").status_code == 503
@@ -244,6 +263,7 @@ def test_without_a_champion_ready_and_predict_answer_503(
 def test_a_reload_swaps_in_the_registrys_new_champion(
     client: TestClient, source: FakeSource
 ) -> None:
+    """An admin reload loads and serves the registry's new champion."""
     source.state = DesiredState(champion=2)
     reload = client.post("/admin/reload", headers=AUTH).json()
     assert (reload["changed"], reload["converged"]) == (True, True)
@@ -255,6 +275,7 @@ def test_a_reload_swaps_in_the_registrys_new_champion(
 def test_promoting_the_canary_reuses_the_loaded_model(
     client: TestClient, source: FakeSource
 ) -> None:
+    """A canary promoted to champion is served without loading it again."""
     _canary_on(client, source, 0.2)
     loads = list(source.loads)
     source.state = DesiredState(champion=2)
@@ -266,6 +287,7 @@ def test_promoting_the_canary_reuses_the_loaded_model(
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     client: TestClient, source: FakeSource
 ) -> None:
+    """A failed load keeps the old champion, and /ready and the metrics report it."""
     source.state = DesiredState(champion=3)
     reload = client.post("/admin/reload", headers=AUTH).json()
     assert (reload["changed"], reload["converged"]) == (False, False)
@@ -283,6 +305,7 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
 def test_a_canary_that_fails_to_load_gets_no_traffic(
     client: TestClient, source: FakeSource
 ) -> None:
+    """A canary that cannot load gets weight 0; everything goes to the champion."""
     source.state = DesiredState(champion=1, challenger=3, canary_weight=1.0)
     reload = client.post("/admin/reload", headers=AUTH).json()
     assert reload["deployment"]["canary"] is None
@@ -291,6 +314,8 @@ def test_a_canary_that_fails_to_load_gets_no_traffic(
 
 
 def test_a_registry_outage_keeps_the_models_serving(client: TestClient, source: FakeSource) -> None:
+    """While the registry is down, loaded models keep serving and /ready says why."""
+
     def unavailable() -> DesiredState:
         raise ConnectionError("registry down")
 
@@ -303,6 +328,8 @@ def test_a_registry_outage_keeps_the_models_serving(client: TestClient, source: 
 def test_a_model_error_is_a_500_that_reveals_nothing(
     client: TestClient, source: FakeSource
 ) -> None:
+    """A model that raises is a 500 whose body reveals none of the error's text."""
+
     class BreaksAfterTheSmokeTest:
         calls = 0
 
@@ -322,6 +349,7 @@ def test_a_model_error_is_a_500_that_reveals_nothing(
 
 
 def test_the_openapi_docs_are_served(client: TestClient) -> None:
+    """/docs and the OpenAPI document list every endpoint."""
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/predict", "/feedback", "/health", "/ready", "/model", "/metrics"} <= set(paths)
