@@ -22,7 +22,9 @@ from features.contract import (
     current,
     feature,
     load_contract,
-    names,
+)
+from features.contract import (
+    names as _names,
 )
 from features.spec import ContractError
 
@@ -68,5 +70,5 @@ _DERIVED = frozenset(
 def __getattr__(name: str) -> object:
     """Resolve a contract-derived name on first use (the contract is read once)."""
     if name in _DERIVED:
-        return names()[name]
+        return _names()[name]
     raise AttributeError(f"module 'features' has no attribute {name!r}")
