@@ -5,7 +5,7 @@ What runs, all on this machine (SQLite MLflow, local files; no Docker, no Promet
 * a fresh store under ``<out>/store``; the CI pipeline registers a champion;
 * the inference service (``mlplat serve``) and generated traffic with delayed labels
   (``mlplat traffic``), as child processes on loopback;
-* the monitoring controller (``monitoring/app.py::build_controller``) reading the service's own
+* the monitoring controller (``monitoring/wiring.py::build_controller``) reading the service's own
   ``/metrics`` and its inference log, judging canaries with the real judge and moving the registry.
 
 Then three scenarios (:mod:`demo.scenarios`): a candidate with a training-serving skew is

@@ -5,7 +5,7 @@
 * a fresh store under ``<out>/store`` (SQLite MLflow, local artifacts, SQLite event log and
   inference log), so the demo is repeatable and never touches ``./.mlplat``;
 * the inference service, ``mlplat serve``, as a child process;
-* the monitoring controller, built by ``monitoring/app.py::build_controller`` with the service's
+* the monitoring controller, built by ``monitoring/wiring.py::build_controller`` with the service's
   own ``/metrics`` as its metrics source (no Prometheus) and the inference log, driven by calling
   :meth:`~monitoring.controller.Controller.run_once` on a short cycle in a background thread,
   every :class:`~monitoring.controller.CycleReport` kept;
@@ -35,6 +35,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from ci.deploy import start_canary
+from ci.triggers import drift
 from demo.config import DemoConfig
 from demo.paths import DemoPaths
 from demo.processes import (
@@ -194,6 +195,7 @@ class DemoWorld:
             settings,
             controller_registry,
             metrics=ControllerMetrics(CollectorRegistry(auto_describe=True)),
+            retrain_rule=drift,
         )
         loop = Loop("mlplat-demo-controller", self._cycle, self.config.controller_interval_s)
         self._loops.append(loop)

@@ -2,7 +2,8 @@
 
 Each component owns its own commands (``ci.cli``, ``serving.cli``, ``monitoring.cli``, and the
 ``demo`` and ``benchmarks`` packages theirs); this package only groups them under one console
-script and holds the load generator, ``mlplat traffic``.
+script, hands the controller's command the pipeline's drift rule (``mlplat/monitor.py``:
+``monitoring`` does not import ``ci``) and holds the load generator, ``mlplat traffic``.
 """
 
 from mlplat.cli import main

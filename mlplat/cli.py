@@ -17,7 +17,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "pipeline": ("ci.cli", "pipeline", "Validate, train, evaluate, gate and register a model."),
     "deploy": ("ci.cli", "deploy", "Move models between deployment states (canary, promote)."),
     "serve": ("serving.cli", "serve", "Run the FastAPI inference service."),
-    "monitor": ("monitoring.cli", "monitor", "Run the drift checks, canary judge and controller."),
+    "monitor": ("mlplat.monitor", "monitor", "Run the drift checks, canary judge and controller."),
     "traffic": ("mlplat.traffic", "traffic", "Send generated requests and delayed labels."),
     "demo": ("demo.cli", "demo", "Run the closed-loop demo end to end."),
     "bench": ("benchmarks.cli", "bench", "Run a benchmark and write its figures to a file."),

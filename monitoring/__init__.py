@@ -4,13 +4,16 @@ The public API is listed in ``__all__`` and resolved lazily (PEP 562): ``from mo
 CanaryJudge`` imports only the judge, so the Prometheus/Alertmanager/Grafana folders and the pure
 statistics can be lifted without the controller's MLflow dependency.
 
-- :mod:`monitoring.drift` — calibrated per-feature drift checks and the drift policy.
-- :mod:`monitoring.judge` — the sequential canary judge (:class:`monitoring.judge.CanaryJudge`).
+- :mod:`monitoring.judge` — the sequential canary judge (:class:`monitoring.judge.CanaryJudge`),
+  its statistics and the evidence it weighs (from counters or from the inference log).
+- :mod:`monitoring.drift` — calibrated per-feature drift checks, their report and the policy.
 - :mod:`monitoring.metrics` — the controller's Prometheus metrics.
 - :mod:`monitoring.sources` — what the controller reads, one external system per module:
   Prometheus, a direct scrape of the service's ``/metrics``, the inference log (its reader,
   :class:`~monitoring.sources.inference_log.InferenceLogReader`), MLflow's reference samples.
-- :mod:`monitoring.controller` — one cycle: judge the canary, act, run the drift job.
+- :mod:`monitoring.controller` — the loop (judge the canary, act, run the drift job), the
+  alerts, the retrain trigger (a local command or a Kubernetes Job) and the reports.
+- :mod:`monitoring.wiring` — a controller built from settings (``build_controller``).
 - :mod:`monitoring.app` — the controller's HTTP face (Alertmanager webhook, metrics, status).
 - :mod:`monitoring.settings` / :mod:`monitoring.cli` — ``mlplat monitor`` and its settings.
 """
@@ -21,13 +24,14 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from monitoring.app import build_controller, create_app
+    from monitoring.app import create_app
     from monitoring.controller import Controller, CycleReport
     from monitoring.drift import DriftConfig, DriftDetector, DriftResult, check_drift, recommend
     from monitoring.judge import CanaryJudge, CanaryObservation, JudgeConfig, JudgeResult, Verdict
     from monitoring.metrics import ControllerMetrics
     from monitoring.settings import MonitorSettings, get_settings
     from monitoring.sources.inference_log import InferenceLogReader
+    from monitoring.wiring import build_controller
 
 _EXPORTS: dict[str, str] = {
     "CanaryJudge": "monitoring.judge",
@@ -43,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "JudgeResult": "monitoring.judge",
     "MonitorSettings": "monitoring.settings",
     "Verdict": "monitoring.judge",
-    "build_controller": "monitoring.app",
+    "build_controller": "monitoring.wiring",
     "check_drift": "monitoring.drift",
     "create_app": "monitoring.app",
     "get_settings": "monitoring.settings",

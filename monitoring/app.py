@@ -17,61 +17,38 @@ MLflow, SQL and HTTP calls; a thread keeps them off the event loop) and stops it
   the registry cannot be reached (Alertmanager retries) or the webhook has no token configured.
 * ``GET /metrics`` — :class:`~monitoring.metrics.ControllerMetrics`, for Prometheus.
 * ``GET /health`` — liveness, with the last cycle's time and hold state.
+* ``GET /judge`` — the judge's verdict on a champion/canary pair, for Argo Rollouts.
 * ``GET /status`` — the last :class:`~monitoring.controller.CycleReport` as JSON.
 
-:func:`build_controller` wires a controller from settings: the one place that opens the
-registry, the metrics source, the inference log and the MLflow client.
+The controller itself is wired elsewhere (``monitoring/wiring.py::build_controller``) and
+handed in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from interfaces.secrets import token_matches
-from monitoring.controller import (
-    AlertNotice,
-    Controller,
-    DriftRetrainTrigger,
-    RetrainTrigger,
-    utc_now,
-)
-from monitoring.drift import DriftDetector
-from monitoring.judge import CanaryJudge
-from monitoring.metrics import ControllerMetrics
-from monitoring.settings import MonitorSettings, get_settings
-from monitoring.sources.base import MetricsSource
-from monitoring.sources.inference_log import InferenceLogReader, InferenceLogSource
-from monitoring.sources.mlflow_artifacts import RunArtifacts
-from monitoring.sources.prometheus import PrometheusSource
-from monitoring.sources.scrape import ScrapeSource
-from registry import (
-    EventStore,
-    EventStoreUnavailable,
-    RegistryError,
-    RegistrySettings,
-    RegistryUnavailable,
-)
+from monitoring.controller import AlertNotice, Controller
+from monitoring.settings import MonitorSettings
+from registry import RegistryError
 
 __all__ = [
     "AlertmanagerAlert",
     "AlertmanagerPayload",
     "BodyTooLarge",
-    "build_controller",
-    "build_retrain_trigger",
     "create_app",
     "read_bounded_body",
 ]
@@ -105,108 +82,6 @@ class AlertmanagerPayload(BaseModel):
     receiver: str = ""
     groupKey: str = ""  # noqa: N815
     alerts: list[AlertmanagerAlert]
-
-
-def build_controller(
-    settings: MonitorSettings | None = None,
-    registry_settings: RegistrySettings | None = None,
-    *,
-    metrics: ControllerMetrics | None = None,
-) -> Controller:
-    """A controller wired from settings: registry, metrics source, inference log, MLflow.
-
-    Args:
-        settings: Controller settings; :func:`monitoring.settings.get_settings` by default.
-        registry_settings: Where the registry lives; :func:`registry.get_settings` by default.
-        metrics: Where to publish; a fresh registry by default.
-
-    Raises:
-        RegistryError: If the registry or the event store cannot be opened.
-        MonitorSettingsError: If the judge configuration file or the retrain Job template is
-            unusable, or ``retrain_backend=kubernetes_job`` outside a pod.
-    """
-    from mlflow import MlflowClient
-
-    from registry import get_settings as registry_get_settings
-    from registry import open_registry, registry_from_settings
-
-    settings = settings or get_settings()
-    registry_settings = registry_settings or registry_get_settings()
-    if "actor" not in registry_settings.model_fields_set:
-        # Events written by the controller say so, rather than naming the unix user it runs as.
-        actor = f"mlplat-controller@{socket.gethostname()}"
-        registry_settings = registry_settings.model_copy(update={"actor": actor})
-    judge = CanaryJudge(settings.judge_config())
-    client = MlflowClient(
-        tracking_uri=registry_settings.tracking_uri, registry_uri=registry_settings.tracking_uri
-    )
-    try:
-        registry = open_registry(registry_settings)
-    except (RegistryUnavailable, EventStoreUnavailable) as exc:
-        # Start anyway: the loop holds (and says why) until MLflow and the event database
-        # answer, instead of a crash-looping process that looks like ControllerDown.
-        logger.warning("registry unavailable at start, holding until it answers: %s", exc)
-        registry_settings.ensure_home()
-        # The same lock lease, timeouts and failpoints as open_registry would have set.
-        events = EventStore(registry_settings.events_url)
-        registry = registry_from_settings(registry_settings, client, events)
-    artifacts = RunArtifacts(client, registry)
-    http = httpx.Client(timeout=settings.http_timeout_seconds)
-    source: MetricsSource
-    if settings.prometheus_url:
-        source = PrometheusSource(http, settings.prometheus_url, settings.prometheus_serving_job)
-    else:
-        source = ScrapeSource(http, settings.serving_metrics_urls)
-    log = InferenceLogSource(InferenceLogReader(settings.resolved_inference_log_url))
-
-    def detector(version: int) -> DriftDetector:
-        return DriftDetector(artifacts.reference(version), settings.drift)
-
-    trigger = build_retrain_trigger(settings)
-    return Controller(
-        registry,
-        source,
-        log,
-        judge,
-        detector,
-        metrics or ControllerMetrics(CollectorRegistry(auto_describe=True)),
-        utc_now,
-        settings,
-        retrain_trigger=trigger,
-        attach_report=artifacts.attach,
-    )
-
-
-def build_retrain_trigger(settings: MonitorSettings) -> RetrainTrigger:
-    """The retrain trigger ``retrain_backend`` names, deciding with the same rule either way.
-
-    ``command`` starts ``retrain_command`` beside the controller (compose, the demo);
-    ``kubernetes_job`` creates a Job from ``retrain_job_template`` as the pod's service account.
-
-    Raises:
-        MonitorSettingsError: If the Job template is unusable or this is not a pod.
-    """
-    from monitoring.retrain_job import (
-        ClusterAccess,
-        JobClient,
-        KubernetesJobTrigger,
-        load_job_template,
-    )
-
-    kubernetes = settings.retrain_backend == "kubernetes_job"
-    decider = DriftRetrainTrigger(
-        settings.resolved_state_dir / "retrain-decisions.json",
-        settings.retrain_drift_threshold,
-        timedelta(hours=settings.retrain_cooldown_hours),
-        None if kubernetes else settings.retrain_command,
-    )
-    if not kubernetes:
-        return decider
-    assert settings.retrain_job_template is not None  # the settings' validator requires it
-    template = load_job_template(settings.retrain_job_template)
-    access = ClusterAccess.in_cluster(settings.retrain_job_namespace)
-    jobs = JobClient(access.http_client(settings.http_timeout_seconds), access)
-    return KubernetesJobTrigger(decider, jobs, template)
 
 
 class BodyTooLarge(Exception):  # noqa: N818 - reads as a state
@@ -255,6 +130,31 @@ def _problem(status: int, detail: str, headers: dict[str, str] | None = None) ->
     return JSONResponse(status_code=status, content={"detail": detail}, headers=headers)
 
 
+def _refuse_caller(
+    ctl: Controller, settings: MonitorSettings, authorization: str | None
+) -> JSONResponse | None:
+    """The answer to a caller the webhook does not accept, or ``None`` to go on.
+
+    Refused: no token configured, none presented, or a wrong one (a constant-time compare);
+    checked from the headers, before a byte of the body is read.
+    """
+    if not settings.webhook_enabled or settings.webhook_token is None:
+        return _problem(
+            503, "the webhook is disabled: set MLPLAT_MONITOR_WEBHOOK_TOKEN to enable it"
+        )
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        ctl.metrics.record_webhook("unauthorized")
+        return _problem(
+            401, "missing bearer token (Authorization: Bearer <token>)",
+            {"WWW-Authenticate": "Bearer"},
+        )  # fmt: skip
+    if not token_matches(presented.strip(), settings.webhook_token.get_secret_value()):
+        ctl.metrics.record_webhook("unauthorized")
+        return _problem(403, "wrong bearer token")
+    return None
+
+
 @router.post("/alertmanager/webhook", summary="Receive an Alertmanager notification")
 async def webhook(
     request: Request,
@@ -271,20 +171,9 @@ async def webhook(
     """
     if ctl is None:
         return _problem(503, "the controller is starting; retry shortly")
-    if not settings.webhook_enabled or settings.webhook_token is None:
-        return _problem(
-            503, "the webhook is disabled: set MLPLAT_MONITOR_WEBHOOK_TOKEN to enable it"
-        )
-    scheme, _, presented = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not presented:
-        ctl.metrics.record_webhook("unauthorized")
-        return _problem(
-            401, "missing bearer token (Authorization: Bearer <token>)",
-            {"WWW-Authenticate": "Bearer"},
-        )  # fmt: skip
-    if not token_matches(presented.strip(), settings.webhook_token.get_secret_value()):
-        ctl.metrics.record_webhook("unauthorized")
-        return _problem(403, "wrong bearer token")
+    refused = _refuse_caller(ctl, settings, authorization)
+    if refused is not None:
+        return refused
     try:
         async with asyncio.timeout(settings.webhook_body_timeout_seconds):
             body = await read_bounded_body(request, settings.webhook_max_body_bytes)
@@ -374,32 +263,26 @@ def status(ctl: ControllerDep) -> Response:
 
 
 def create_app(
-    settings: MonitorSettings | None = None,
-    controller: Controller | Callable[[], Controller] | None = None,
+    settings: MonitorSettings,
+    controller: Controller | Callable[[], Controller],
     *,
     run_loop: bool = True,
 ) -> FastAPI:
     """Build the controller's app.
 
     Args:
-        settings: Configuration; :func:`monitoring.settings.get_settings` by default.
-        controller: The controller, or a function that builds it (called in the lifespan);
-            :func:`build_controller` from ``settings`` by default.
+        settings: Configuration (the webhook's token and limits).
+        controller: The controller, or a function that builds it (called in the lifespan,
+            e.g. ``monitoring/wiring.py::build_controller`` with its arguments bound).
         run_loop: Start the controller loop in the lifespan (tests drive cycles themselves).
 
     Returns:
         The FastAPI application.
     """
-    config = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if isinstance(controller, Controller):
-            ctl = controller
-        elif controller is not None:
-            ctl = controller()
-        else:
-            ctl = build_controller(config)
+        ctl = controller if isinstance(controller, Controller) else controller()
         app.state.controller = ctl
         stop = threading.Event()
         thread: threading.Thread | None = None
@@ -424,7 +307,7 @@ def create_app(
         "accepts Alertmanager notifications as a reason to judge the canary now.",
         lifespan=lifespan,
     )
-    app.state.settings = config
+    app.state.settings = settings
     app.state.controller = controller if isinstance(controller, Controller) else None
     app.include_router(router)
     return app

@@ -1,6 +1,6 @@
 """The metrics of the monitoring controller process (its ``/metrics``, job ``mlplat-controller``).
 
-The serving metrics (:mod:`serving.metrics`) say how the models behave; these say what the
+The serving metrics (:mod:`interfaces.metric_names`) say how the models behave; these say what the
 controller concluded and did about it. Names are a public contract, read by
 ``monitoring/prometheus/rules/*.yml`` and ``monitoring/grafana/dashboards/mlplat-serving.json``:
 add, don't rename.
@@ -43,8 +43,10 @@ add, don't rename.
   rollback.
 
 The controller also runs the drift checks, and exports their results under the serving names
-(:data:`serving.metrics.FEATURE_DRIFT_SCORE`, :data:`serving.metrics.DRIFTED_FEATURES_RATIO`,
-:data:`serving.metrics.DRIFT_CHECK_TIMESTAMP`), with the same labels and meaning, so one rule or
+(:data:`interfaces.metric_names.FEATURE_DRIFT_SCORE`,
+:data:`interfaces.metric_names.DRIFTED_FEATURES_RATIO`,
+:data:`interfaces.metric_names.DRIFT_CHECK_TIMESTAMP`, through
+:class:`interfaces.drift_gauges.DriftGauges`), with the same labels and meaning, so one rule or
 panel reads drift whichever process published it (rules take the ``max`` over jobs).
 """
 
@@ -163,7 +165,22 @@ class ControllerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        r = registry
+        self._register_canary(registry)
+        self._register_controller(registry)
+        # The drift results, under the serving names (see the module docstring).
+        self.drift = DriftGauges(registry)
+        # Series that exist from the first scrape give rate() and max() a starting point.
+        for verdict in Verdict:
+            self.verdicts.labels(verdict.value)
+        for reason in HOLD_REASONS:
+            self.holding.labels(reason).set(0)
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_requests.labels(outcome)
+        for decider, action in _ALERT_PAIRS:
+            self.alerts.labels(decider, action)
+
+    def _register_canary(self, r: CollectorRegistry) -> None:
+        """The judge's verdicts, the canary's state and each signal's numbers."""
         self.verdicts = Counter(
             CANARY_VERDICTS_TOTAL,
             "Canary judgements (one per judged window or alert-triggered look), by verdict.",
@@ -188,6 +205,9 @@ class ControllerMetrics:
             ("signal", "bound"),
             registry=r,
         )
+
+    def _register_controller(self, r: CollectorRegistry) -> None:
+        """The controller's own health: holds, cycles, retrain triggers, webhook and alerts."""
         self.holding = Gauge(
             CONTROLLER_HOLDING,
             "1 while the controller holds the canary as it is (fail-safe), by reason.",
@@ -216,17 +236,6 @@ class ControllerMetrics:
             ("decided_by", "action"),
             registry=r,
         )
-        # The drift results, under the serving names (see the module docstring).
-        self.drift = DriftGauges(r)
-        # Series that exist from the first scrape give rate() and max() a starting point.
-        for verdict in Verdict:
-            self.verdicts.labels(verdict.value)
-        for reason in HOLD_REASONS:
-            self.holding.labels(reason).set(0)
-        for outcome in WEBHOOK_OUTCOMES:
-            self.webhook_requests.labels(outcome)
-        for decider, action in _ALERT_PAIRS:
-            self.alerts.labels(decider, action)
 
     # --- canary --------------------------------------------------------------------------
     def record_verdict(self, verdict: Verdict) -> None:

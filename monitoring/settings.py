@@ -109,7 +109,7 @@ class MonitorSettings(BaseSettings):
         retrain_backend: What a fired retrain trigger starts: ``command`` runs
             ``retrain_command`` beside the controller (compose, the demo); ``kubernetes_job``
             creates a Job from ``retrain_job_template`` through the API server, as the pod's
-            service account (:mod:`monitoring.retrain_job`).
+            service account (:mod:`monitoring.controller.retrain_job`).
         retrain_job_template: The Job manifest (YAML) the ``kubernetes_job`` backend creates,
             e.g. mounted from a ConfigMap; required by that backend.
         retrain_job_namespace: Where the Jobs are created; default the controller's own

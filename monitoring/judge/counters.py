@@ -108,7 +108,7 @@ def build_observation(
 
     Args:
         window: Windows elapsed since the canary started (at least 1).
-        counts: Requests, errors and latency per variant (from a :class:`MetricsSource`).
+        counts: Requests, errors and latency per variant (from a metrics source).
         scores: Logged probabilities per variant (binned on :data:`SCORE_EDGES`).
         labelled: ``(probabilities, labels)`` per variant; log loss on them is the quality.
     """

@@ -22,7 +22,7 @@ from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from monitoring.controller import RetrainRequest
-from monitoring.retrain_job import build_job, job_name, load_job_template
+from monitoring.controller.retrain_job import build_job, job_name, load_job_template
 from monitoring.settings import MonitorSettings
 from registry.settings import RegistrySettings
 from serving.settings import ServingSettings

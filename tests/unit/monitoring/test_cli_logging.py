@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import monitoring.cli
-from monitoring.cli import monitor
+from mlplat.monitor import monitor
 
 pytestmark = pytest.mark.unit
 

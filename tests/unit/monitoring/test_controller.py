@@ -30,8 +30,9 @@ from prometheus_client import CollectorRegistry
 
 from benchmarks.log_traffic import Traffic, World, as_records
 from interfaces.routing import Variant
+from mlplat.monitor import monitor
 from monitoring.app import create_app
-from monitoring.cli import EXIT_HELD, monitor
+from monitoring.cli import EXIT_HELD
 from monitoring.controller import AlertNotice, Controller, RetrainDecision, RetrainRequest
 from monitoring.drift import DriftConfig, DriftDetector
 from monitoring.judge import CanaryJudge, JudgeConfig, JudgeResult, Verdict

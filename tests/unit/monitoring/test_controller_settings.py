@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from ci.triggers import drift
 from monitoring.controller import DriftRetrainTrigger, RetrainRequest, canary_started_at
 from monitoring.judge import JudgeConfig
 from monitoring.settings import MonitorSettings, MonitorSettingsError
@@ -155,11 +156,11 @@ def test_the_retrain_trigger_fires_once_per_cooldown_and_remembers_across_restar
 ) -> None:
     """The retrain trigger fires once per cooldown, not below threshold, and persists decisions."""
     state = tmp_path / "monitor" / "retrain-decisions.json"
-    trigger = DriftRetrainTrigger(state, threshold=0.3, cooldown=timedelta(hours=6))
+    trigger = DriftRetrainTrigger(state, threshold=0.3, cooldown=timedelta(hours=6), rule=drift)
     first = trigger(request(T0))
     assert first.fire
     assert first.details["command"] is None
-    assert not DriftRetrainTrigger(state, 0.3, timedelta(hours=6))(
+    assert not DriftRetrainTrigger(state, 0.3, timedelta(hours=6), rule=drift)(
         request(T0 + timedelta(hours=1))
     ).fire
     below = trigger(request(T0 + timedelta(hours=7), share=0.1))
@@ -180,6 +181,7 @@ def test_the_retrain_trigger_starts_its_command_detached_with_the_numbers(tmp_pa
         threshold=0.3,
         cooldown=timedelta(hours=6),
         command=[sys.executable, "-c", script, str(out), "{drift_share}", "{evidence}"],
+        rule=drift,
     )
     decision = trigger(request(T0, share=0.42))
     assert decision.fire

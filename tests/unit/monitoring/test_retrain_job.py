@@ -32,16 +32,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from monitoring.app import build_retrain_trigger
+from ci.triggers import drift
 from monitoring.controller import DriftRetrainTrigger, RetrainRequest
-from monitoring.retrain_job import (
-    ClusterAccess,
-    JobClient,
-    KubernetesAccessError,
-    KubernetesJobTrigger,
-    load_job_template,
-)
+from monitoring.controller.kubernetes import ClusterAccess, JobClient, KubernetesAccessError
+from monitoring.controller.retrain_job import KubernetesJobTrigger, load_job_template
 from monitoring.settings import MonitorSettings, MonitorSettingsError
+from monitoring.wiring import build_retrain_trigger
 
 pytestmark = pytest.mark.unit
 
@@ -182,7 +178,9 @@ def _trigger(tmp_path: Path, port: int, *, ca: Path | None) -> KubernetesJobTrig
     folder = _service_account(tmp_path, ca)
     environ = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(port)}
     access = ClusterAccess.in_cluster(environ=environ, service_account_dir=folder)
-    decider = DriftRetrainTrigger(tmp_path / "state" / "retrain.json", 0.3, timedelta(hours=6))
+    decider = DriftRetrainTrigger(
+        tmp_path / "state" / "retrain.json", 0.3, timedelta(hours=6), rule=drift
+    )
     return KubernetesJobTrigger(decider, JobClient(access.http_client(5.0), access), TEMPLATE)
 
 
@@ -378,7 +376,7 @@ def test_the_settings_choose_the_trigger(tmp_path: Path, monkeypatch: pytest.Mon
     Outside a pod the kubernetes_job backend refuses to start, saying so.
     """
     local = build_retrain_trigger(
-        MonitorSettings(home=tmp_path, retrain_command=("mlplat", "pipeline"))
+        MonitorSettings(home=tmp_path, retrain_command=("mlplat", "pipeline")), drift
     )
     assert isinstance(local, DriftRetrainTrigger)
     assert local.command == ("mlplat", "pipeline")
@@ -390,13 +388,13 @@ def test_the_settings_choose_the_trigger(tmp_path: Path, monkeypatch: pytest.Mon
     )
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(KubernetesAccessError, match="not a pod"):
-        build_retrain_trigger(settings)
+        build_retrain_trigger(settings, drift)
 
     folder = _service_account(tmp_path, ca=None)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
-    monkeypatch.setattr("monitoring.retrain_job.SERVICE_ACCOUNT_DIR", folder)
-    remote = build_retrain_trigger(settings)
+    monkeypatch.setattr("monitoring.controller.kubernetes.SERVICE_ACCOUNT_DIR", folder)
+    remote = build_retrain_trigger(settings, drift)
     assert isinstance(remote, KubernetesJobTrigger)
     assert remote.decider.command is None
     assert remote.jobs.access.api_url == "https://10.0.0.1:443"

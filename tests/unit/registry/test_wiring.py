@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from monitoring.app import build_controller
+from ci.triggers import drift
 from monitoring.settings import MonitorSettings
+from monitoring.wiring import build_controller
 from registry import (
     EventStore,
     ModelRegistry,
@@ -88,7 +89,9 @@ def test_the_controllers_registry_has_the_configured_lease(
     events_url: str,
 ) -> None:
     """The controller moves aliases with the configured lease, even if it started blind."""
-    controller = build_controller(monitor_settings, _settings(tmp_path, mlflow_client, events_url))
+    controller = build_controller(
+        monitor_settings, _settings(tmp_path, mlflow_client, events_url), retrain_rule=drift
+    )
     try:
         _assert_configured(controller.registry)
     finally:
