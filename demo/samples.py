@@ -26,7 +26,7 @@ from interfaces.metric_names import (
 )
 from interfaces.routing import CANARY, CHAMPION, VARIANTS
 from monitoring import Controller
-from monitoring.sources import SERVER_ERROR_CLASSES
+from monitoring.judge.counters import SERVER_ERROR_CLASSES
 
 __all__ = [
     "Sample",

@@ -35,13 +35,6 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from monitoring.judge.counters import (
-        SCORE_EDGES,
-        SERVER_ERROR_CLASSES,
-        VariantCounts,
-        build_observation,
-        tail_threshold,
-    )
     from monitoring.sources.base import (
         JudgeLogInputs,
         JudgeLogSource,
@@ -69,17 +62,9 @@ _EXPORTS: dict[str, str] = {
     "ScrapeSource": "monitoring.sources.scrape",
     "SourceName": "monitoring.sources.base",
     "SourceUnavailable": "monitoring.sources.base",
-    # The judge's counters, re-exported from their old home (they moved to the judge).
-    "SCORE_EDGES": "monitoring.judge.counters",
-    "SERVER_ERROR_CLASSES": "monitoring.judge.counters",
-    "VariantCounts": "monitoring.judge.counters",
-    "build_observation": "monitoring.judge.counters",
-    "tail_threshold": "monitoring.judge.counters",
 }
 
 __all__ = [
-    "SCORE_EDGES",
-    "SERVER_ERROR_CLASSES",
     "InferenceLogReader",
     "InferenceLogSource",
     "JudgeLogInputs",
@@ -92,9 +77,6 @@ __all__ = [
     "ScrapeSource",
     "SourceName",
     "SourceUnavailable",
-    "VariantCounts",
-    "build_observation",
-    "tail_threshold",
 ]
 
 

@@ -28,6 +28,7 @@ from interfaces.routing import Variant
 from monitoring.controller import Controller
 from monitoring.drift import DriftDetector
 from monitoring.judge import CanaryJudge, JudgeConfig, JudgeResult, Verdict
+from monitoring.judge.counters import VariantCounts
 from monitoring.metrics import ControllerMetrics
 from monitoring.settings import MonitorSettings
 from monitoring.sources import (
@@ -35,7 +36,6 @@ from monitoring.sources import (
     InferenceLogSource,
     ReferenceNotFound,
     SourceName,
-    VariantCounts,
 )
 from registry import Action, EventStatus, EventStore, ModelRegistry
 from serving.inference_log import InferenceLogStore, InferenceRecord

@@ -36,6 +36,7 @@ from monitoring.cli import EXIT_HELD
 from monitoring.controller import AlertNotice, Controller, RetrainDecision, RetrainRequest
 from monitoring.drift import DriftConfig, DriftDetector
 from monitoring.judge import CanaryJudge, JudgeConfig, JudgeResult, Verdict
+from monitoring.judge.counters import VariantCounts
 from monitoring.metrics import ControllerMetrics
 from monitoring.settings import MonitorSettings
 from monitoring.settings import get_settings as monitor_settings
@@ -47,7 +48,6 @@ from monitoring.sources import (
     ScrapeSource,
     SourceName,
     SourceUnavailable,
-    VariantCounts,
 )
 from pipeline.data import default_probability, generate
 from pipeline.scenarios import apply_scenario
