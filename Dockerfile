@@ -58,12 +58,15 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 # The project itself, as a wheel: a non-editable install that carries its package data.
 COPY README.md ./
 COPY features ./features
+COPY interfaces ./interfaces
 COPY pipeline ./pipeline
 COPY registry ./registry
 COPY serving ./serving
 COPY monitoring ./monitoring
 COPY ci ./ci
+COPY demo ./demo
 COPY mlplat ./mlplat
+COPY benchmarks ./benchmarks
 # The installed files are checked for the package data the services read at run time.
 RUN /opt/venv/bin/pip wheel --no-deps -w /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/*.whl \
@@ -93,6 +96,10 @@ RUN groupadd --system --gid 10001 mlplat \
 COPY --from=builder /opt/venv /opt/venv
 # The stack's helper scripts (alert relay, bad-canary demo), read-only for the service user.
 COPY deploy/alert_relay.py deploy/bad_canary.py /app/deploy/
+# The feature contract every component reads (features/contract.py). The wheel does not carry
+# examples/, so its default path does not exist in the image: MLPLAT_CONTRACT names the copy.
+COPY examples/credit/contract.yml /app/examples/credit/contract.yml
+ENV MLPLAT_CONTRACT=/app/examples/credit/contract.yml
 WORKDIR /app
 
 # The commit built. Declared last, so a new commit rebuilds nothing but these two metadata layers.

@@ -467,6 +467,47 @@ def test_dockerignore_admits_what_the_dockerfile_copies_and_no_local_state() -> 
         assert dockerignored(private, patterns), private
 
 
+def _packaged_folders() -> list[str]:
+    """Top-level packages the wheel is built from: pyproject's ``include`` patterns, as folders."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    roots = {pattern.rstrip("*").rstrip(".") for pattern in patterns}
+    return sorted(root for root in roots if (REPO / root / "__init__.py").is_file())
+
+
+def test_the_image_builds_the_wheel_from_every_package_pyproject_includes() -> None:
+    """Each package pyproject.toml packages is copied to the builder and admitted by .dockerignore.
+
+    A package left out is silently missing from the wheel, and the image fails at its first
+    import (``interfaces`` once did: every container exited with ModuleNotFoundError).
+    """
+    copied = set()
+    for line in _dockerfile():
+        words = line.split()
+        if words[0] == "COPY" and "--from=builder" not in line:
+            copied |= {w.rstrip("/") for w in words[1:-1] if not w.startswith("--")}
+    patterns = _dockerignore_patterns()
+    for package in _packaged_folders():
+        assert package in copied, f"the Dockerfile does not COPY {package}/ into the builder"
+        assert not dockerignored(f"{package}/__init__.py", patterns), package
+
+
+def test_the_image_points_the_services_at_a_feature_contract_it_holds() -> None:
+    """MLPLAT_CONTRACT names a file the runtime stage copies from the repository.
+
+    The wheel carries no ``examples/``, so the contract's default path does not exist in the
+    image: without this every service stops at start-up with "contract file ... does not exist".
+    """
+    runtime = "\n".join(_dockerfile()).split(" AS runtime", 1)[1].splitlines()
+    env = next(line for line in runtime if line.startswith("ENV MLPLAT_CONTRACT="))
+    target = env.split("=", 1)[1].strip('"')
+    copy = next(
+        line.split() for line in runtime if line.startswith("COPY ") and line.endswith(target)
+    )
+    assert (REPO / copy[1]).is_file()
+    assert not dockerignored(copy[1], _dockerignore_patterns())
+
+
 def test_image_files_the_compose_commands_run_are_copied_into_the_image(
     services: dict[str, Service],
 ) -> None:
