@@ -508,6 +508,20 @@ def test_the_image_points_the_services_at_a_feature_contract_it_holds() -> None:
     assert not dockerignored(copy[1], _dockerignore_patterns())
 
 
+def test_tmpfs_mounts_belong_to_the_user_the_service_runs_as(services: dict[str, Service]) -> None:
+    """Every tmpfs names its owner: a restarted container otherwise gets it back as root's.
+
+    Docker 20.10 remounts a tmpfs on ``docker compose stop``/``start`` (or a restart after a
+    crash) as root's with mode 755, so a non-root entrypoint can no longer write its file there;
+    ``uid``/``gid`` options survive the restart (test_stack_on_docker.py restarts them).
+    """
+    expected = {"mlplat-image": "uid=10001,gid=10001", "prom/alertmanager": "uid=65534,gid=65534"}
+    for service in services.values():
+        for entry in service.spec.get("tmpfs") or []:
+            owner = expected["mlplat-image" if service.built else service.image.split(":")[0]]
+            assert f":{owner}," in entry, (service.name, entry)
+
+
 def test_image_files_the_compose_commands_run_are_copied_into_the_image(
     services: dict[str, Service],
 ) -> None:
