@@ -14,6 +14,8 @@ import click
 
 # name -> (module, attribute, one-line help); help lives here so listing commands imports nothing.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("features.cli", "init", "Draft a feature contract from your CSV or Parquet file."),
+    "contract": ("features.cli", "contract", "Check the feature contract."),
     "pipeline": ("ci.cli", "pipeline", "Validate, train, evaluate, gate and register a model."),
     "deploy": ("ci.cli", "deploy", "Move models between deployment states (canary, promote)."),
     "serve": ("serving.cli", "serve", "Run the FastAPI inference service."),
@@ -41,6 +43,20 @@ class LazyGroup(click.Group):
             raise TypeError(f"{module}.{attribute} is not a click command")
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the sub-command; a broken feature contract is one message and exit code 1.
+
+        The contract is read where its names are first used (importing a command or running
+        it), so its error is caught around both. Imported here, not at the top, so that
+        ``mlplat --help`` loads nothing.
+        """
+        from features.spec import ContractError
+
+        try:
+            return super().invoke(ctx)
+        except ContractError as exc:
+            raise click.ClickException(str(exc)) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """List sub-commands with their help, without importing them."""
         rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
@@ -50,12 +66,11 @@ class LazyGroup(click.Group):
 
 
 def _importable(module: str) -> bool:
+    # Only the top-level package is looked up: finding ``ci.cli`` would import ``ci`` (and
+    # MLflow with it) just to list the commands.
     import importlib.util
 
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+    return importlib.util.find_spec(module.partition(".")[0]) is not None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,17 @@ def test_check_explains_a_broken_contract(tmp_path: Path) -> None:
     result = CliRunner().invoke(contract, ["check", str(path)])
     assert result.exit_code == 1
     assert "target: Field required" in result.output
+
+
+def test_a_broken_contract_stops_any_mlplat_command_with_one_message(tmp_path: Path) -> None:
+    """``mlplat pipeline validate`` on a broken MLPLAT_CONTRACT: exit 1, the problem, no trace."""
+    path = tmp_path / "contract.yml"
+    path.write_text("version: 1\nname: x\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "mlplat", "pipeline", "validate"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "MLPLAT_CONTRACT": str(path), "MLPLAT_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "target: Field required" in done.stderr
+    assert "Traceback" not in done.stderr
