@@ -23,7 +23,7 @@ from registry import (
     ModelRegistry,
     ModelVersionInfo,
 )
-from registry.admission import Veto, vet
+from registry.admission import MAX_CANARY_WEIGHT, Veto, vet
 
 __all__ = [
     "MAX_CANARY_WEIGHT",
@@ -33,7 +33,6 @@ __all__ = [
     "start_canary",
 ]
 
-MAX_CANARY_WEIGHT = 0.5
 """Largest share of traffic a canary may take before it is promoted."""
 
 

@@ -15,6 +15,10 @@ from typing import Final, Literal, Protocol
 
 from interfaces.tags import GATE_PASSED, GATE_VERDICT_TAG, STATUS_TAG
 
+MAX_CANARY_WEIGHT: Final = 0.5
+"""The largest share of traffic a canary may take: the deploy guardrail refuses more, the
+service clamps to it (a canary that takes most of the traffic is a release, not a test)."""
+
 RefusalReason = Literal["rejected", "gate_not_passed", "canary_weight_above_cap"]
 REFUSAL_REASONS: Final[tuple[RefusalReason, ...]] = (
     "rejected",

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interfaces.secrets import is_placeholder, placeholder_error
+from registry.admission import MAX_CANARY_WEIGHT
 
 Environment = Literal["dev", "staging", "production"]
 
@@ -120,7 +121,7 @@ class ServingSettings(BaseSettings):
     registry_stale_after_polls: float = Field(default=3.0, ge=1.0, le=100.0)
     startup_registry_wait_seconds: float = Field(default=5.0, ge=0.0, le=600.0)
     reload_timeout_seconds: float = Field(default=15.0, gt=0.0, le=600.0)
-    max_canary_weight: float = Field(default=0.5, gt=0.0, le=1.0)
+    max_canary_weight: float = Field(default=MAX_CANARY_WEIGHT, gt=0.0, le=1.0)
     model_cache_dir: Path | None = None
     model_cache_enabled: bool = True
     body_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from interfaces.routing import bucket
 from registry import DeploymentState, ModelRegistry, ModelVersionInfo
-from registry.admission import Veto, clamp_weight, vet
+from registry.admission import MAX_CANARY_WEIGHT, Veto, clamp_weight, vet
 from serving.app import create_app
 from serving.deployment import DesiredState, RegistryModelSource
 from serving.settings import ServingSettings
@@ -247,7 +247,5 @@ def test_a_source_without_a_gate_serves_what_it_is_given(
 
 
 def test_the_default_cap_is_the_platforms() -> None:
-    """The service's cap is the one the deploy guardrail enforces (ci.deploy)."""
-    from ci.deploy import MAX_CANARY_WEIGHT
-
+    """The service's cap is the platform's, the one the deploy guardrail enforces too."""
     assert ServingSettings.model_fields["max_canary_weight"].default == MAX_CANARY_WEIGHT
