@@ -337,6 +337,7 @@ def rig_factory(stores: Stores, tmp_path: Path) -> Callable[..., Rig]:
 def test_a_canary_whose_error_rate_regresses_is_rejected_with_one_event_holding_the_verdict(
     rig_factory: Callable[..., Rig],
 ) -> None:
+    """A canary whose error rate regresses is rolled back once; its event holds the verdict."""
     rig = rig_factory()
     rig.metrics.canary = VariantCounts(1000, 80)
     rig.clock.after_canary_start(rig.stores, WINDOW + 1)
@@ -375,6 +376,7 @@ def test_a_canary_whose_error_rate_regresses_is_rejected_with_one_event_holding_
 
 
 def test_promotes_only_after_the_minimum_time_and_sample(rig_factory: Callable[..., Rig]) -> None:
+    """A healthy canary is promoted only once both its minimum time and sample are reached."""
     rig = rig_factory(StubJudge(Verdict.PROMOTE), min_canary_seconds=150.0)
     rig.clock.after_canary_start(rig.stores, WINDOW + 1)
     early = rig.controller.run_once()
@@ -407,6 +409,7 @@ def test_promotes_only_after_the_minimum_time_and_sample(rig_factory: Callable[.
 def test_inconclusive_pauses_the_canary_at_weight_zero_and_a_restart_still_reports_it_paused(
     rig_factory: Callable[..., Rig],
 ) -> None:
+    """A canary the judge cannot decide is paused at weight 0; a restart still reports it."""
     rig = rig_factory(StubJudge(Verdict.INCONCLUSIVE))
     rig.clock.after_canary_start(rig.stores, WINDOW + 1)
     report = rig.controller.run_once()
@@ -429,6 +432,7 @@ def test_inconclusive_pauses_the_canary_at_weight_zero_and_a_restart_still_repor
 def test_continue_changes_nothing_and_the_judge_looks_once_per_window(
     rig_factory: Callable[..., Rig],
 ) -> None:
+    """While the evidence says continue, nothing moves and the judge looks once per window."""
     judge = StubJudge(Verdict.CONTINUE)
     rig = rig_factory(judge)
     before = rig.stores.registry.history()
@@ -455,6 +459,7 @@ def test_continue_changes_nothing_and_the_judge_looks_once_per_window(
 def test_a_missing_source_makes_the_controller_hold_and_never_promote(
     rig_factory: Callable[..., Rig], down: str
 ) -> None:
+    """Without its metrics source the controller holds and says why; it never promotes blind."""
     judge = StubJudge(Verdict.PROMOTE)
     rig = rig_factory(judge, min_canary_seconds=0.0)
     rig.metrics.down = down == "metrics"
@@ -480,6 +485,7 @@ def test_a_missing_source_makes_the_controller_hold_and_never_promote(
 def test_an_unreachable_registry_makes_the_controller_hold_and_say_why(
     rig_factory: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With the registry down the controller holds and names the registry as the reason."""
     rig = rig_factory(StubJudge(Verdict.ROLLBACK))
 
     def down() -> None:
@@ -498,6 +504,7 @@ def test_an_unreachable_registry_makes_the_controller_hold_and_say_why(
 def test_a_rollback_that_fails_holds_and_is_retried_at_the_next_cycle(
     rig_factory: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A rollback the registry refuses to carry out is held and retried at the next cycle."""
     judge = StubJudge(Verdict.ROLLBACK)
     rig = rig_factory(judge)
     registry = rig.stores.registry
@@ -528,6 +535,7 @@ def test_a_rollback_that_fails_holds_and_is_retried_at_the_next_cycle(
 def test_killed_right_after_the_rollback_a_restarted_controller_writes_no_second_event(
     rig_factory: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A controller restarted after its rollback landed writes no second rollback event."""
     rig = rig_factory(StubJudge(Verdict.ROLLBACK))
     registry = rig.stores.registry
     real_reject = registry.reject
@@ -568,6 +576,7 @@ class CrashingClient:
 def test_killed_inside_the_rollback_a_restarted_controller_completes_it_once(
     rig_factory: Callable[..., Rig],
 ) -> None:
+    """A controller killed inside a rollback completes it once after a restart."""
     rig = rig_factory(StubJudge(Verdict.ROLLBACK))
     stores = rig.stores
     dying = ModelRegistry(
@@ -806,6 +815,7 @@ def test_a_log_holding_far_fewer_rows_than_the_counters_is_not_trusted(
 def test_champion_input_drift_asks_for_a_retrain_exports_scores_and_never_rolls_back(
     rig_factory: Callable[..., Rig], detector: QuickReportDetector
 ) -> None:
+    """Drift on the champion's inputs asks for a retrain and exports scores; it never rolls back."""
     rig = rig_factory(StubJudge(Verdict.CONTINUE), detector_factory=lambda version: detector)
     shifted = apply_scenario(generate(1_000, seed=5), "covariate-shift", 1.0, seed=5)
     rig.log.windows = {
@@ -844,6 +854,7 @@ def test_champion_input_drift_asks_for_a_retrain_exports_scores_and_never_rolls_
 def test_the_report_of_a_judged_canary_is_written_and_attached_to_its_version(
     rig_factory: Callable[..., Rig], detector: QuickReportDetector
 ) -> None:
+    """A judged canary's report is written to disk and attached to its model version."""
     rig = rig_factory(StubJudge(Verdict.ROLLBACK), detector_factory=lambda version: detector)
     rig.log.windows = {"canary": scored(generate(300, seed=8), "probability")}
     rig.clock.after_canary_start(rig.stores, WINDOW + 1)
@@ -858,6 +869,7 @@ def test_the_report_of_a_judged_canary_is_written_and_attached_to_its_version(
 def test_run_artifacts_read_the_reference_and_attach_reports_in_mlflow(
     stores: Stores, tmp_path: Path
 ) -> None:
+    """The MLflow artifacts source reads a run's reference sample and attaches reports to it."""
     artifacts = RunArtifacts(stores.client, stores.registry)
     with pytest.raises(ReferenceNotFound, match=r"has no reference/reference\.parquet"):
         artifacts.reference(2)
@@ -957,6 +969,7 @@ def looks(rig: Rig) -> list[int]:
 
 
 def test_webhook_refuses_a_missing_or_wrong_token(app_rig: tuple[Rig, TestClient]) -> None:
+    """The Alertmanager webhook answers 401 without a token and 403 with a wrong one."""
     rig, client = app_rig
     body = alert_payload(canary_start(rig) + timedelta(seconds=30))
     missing = client.post("/alertmanager/webhook", json=body)
@@ -972,6 +985,7 @@ def test_webhook_refuses_a_missing_or_wrong_token(app_rig: tuple[Rig, TestClient
 
 
 def test_webhook_explains_a_malformed_payload(app_rig: tuple[Rig, TestClient]) -> None:
+    """A malformed notification is a 422 that says what is wrong with it."""
     rig, client = app_rig
     response = client.post(
         "/alertmanager/webhook", json={"version": "4", "status": "firing"}, headers=AUTH
@@ -1083,6 +1097,7 @@ def test_the_loop_records_which_window_triggered_its_judgement(
 def test_the_circuit_breaker_rolls_back_without_the_judge_even_while_the_controller_holds(
     app_rig: tuple[Rig, TestClient],
 ) -> None:
+    """The circuit-breaker alert rolls a canary back without the judge, even while holding."""
     rig, client = app_rig
     rig.metrics.down = True
     rig.clock.after_canary_start(rig.stores, 5 * WINDOW)
@@ -1184,6 +1199,7 @@ def test_alerts_that_are_not_about_the_live_canary_are_ignored(
 def test_webhook_answers_503_when_the_registry_is_down_so_alertmanager_retries(
     app_rig: tuple[Rig, TestClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With the registry down the webhook answers 503, so Alertmanager retries the notification."""
     rig, client = app_rig
     body = alert_payload(canary_start(rig) + timedelta(seconds=30))
 
@@ -1239,6 +1255,7 @@ def test_judge_endpoint_answers_argo_with_the_verdict_and_never_an_error_while_h
 def test_webhook_without_a_configured_token_is_disabled(
     rig_factory: Callable[..., Rig],
 ) -> None:
+    """Without a configured token the webhook is disabled rather than open."""
     rig = rig_factory(webhook_token=None)
     with TestClient(create_app(rig.controller.settings, rig.controller, run_loop=False)) as client:
         response = client.post("/alertmanager/webhook", json={}, headers=AUTH)
@@ -1351,6 +1368,7 @@ def test_an_alert_that_moved_the_canary_wakes_the_loop_for_its_report(
 
 
 def test_metrics_health_and_status_endpoints(app_rig: tuple[Rig, TestClient]) -> None:
+    """/metrics, /health and /status answer with the controller's state."""
     rig, client = app_rig
     assert client.get("/status").status_code == 404
     rig.controller.run_once()
@@ -1368,6 +1386,7 @@ def test_metrics_health_and_status_endpoints(app_rig: tuple[Rig, TestClient]) ->
 def test_the_app_runs_the_controller_loop_in_the_background(
     rig_factory: Callable[..., Rig],
 ) -> None:
+    """The app's lifespan runs the controller loop in the background and stops it on exit."""
     rig = rig_factory(interval_seconds=0.05)
     with TestClient(create_app(rig.controller.settings, rig.controller)) as client:
         deadline = datetime.now(UTC) + timedelta(seconds=20)
@@ -1378,6 +1397,7 @@ def test_the_app_runs_the_controller_loop_in_the_background(
 
 
 def test_alert_notice_keeps_everything_for_the_event() -> None:
+    """An alert notice keeps every field the deployment event needs."""
     notice = AlertNotice("firing", {"alertname": "X"}, {}, datetime(2026, 1, 1, tzinfo=UTC), "f")
     assert notice.name == "X"
     assert json.dumps(notice.to_dict())
@@ -1389,6 +1409,7 @@ def test_alert_notice_keeps_everything_for_the_event() -> None:
 def test_monitor_once_prints_the_cycle_report_and_exits_3_when_it_holds(
     stores: Stores, mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`mlplat monitor --once` prints the cycle report and exits 3 when the controller holds."""
     monkeypatch.setenv("MLPLAT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
     monkeypatch.setenv("MLPLAT_EVENTS_URL", stores.events_url)
@@ -1412,6 +1433,7 @@ def test_monitor_once_prints_the_cycle_report_and_exits_3_when_it_holds(
 
 
 def test_monitor_refuses_bad_settings_with_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bad monitor settings are one message and a non-zero exit, not a traceback."""
     monitor_settings.cache_clear()
     result = CliRunner().invoke(monitor, ["--once", "--prometheus-url", "ftp://prometheus"])
     assert result.exit_code == 1

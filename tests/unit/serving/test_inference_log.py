@@ -38,6 +38,7 @@ def _record(request_id: str, ts: float = 1_000.0, variant: str = "champion") -> 
 
 
 def test_a_full_buffer_drops_and_counts_instead_of_blocking(store: InferenceLogStore) -> None:
+    """A full log buffer drops and counts records instead of blocking the request."""
     dropped: list[int] = []
 
     async def scenario() -> None:
@@ -52,6 +53,8 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking(store: InferenceLogS
 
 
 def test_the_drain_task_writes_without_being_asked(store: InferenceLogStore) -> None:
+    """The background drain task writes buffered records without being asked."""
+
     async def scenario() -> None:
         logger = InferenceLogger(store, flush_seconds=0.01)
         logger.start()
@@ -67,6 +70,8 @@ def test_the_drain_task_writes_without_being_asked(store: InferenceLogStore) -> 
 
 
 def test_stop_writes_what_is_still_buffered(store: InferenceLogStore) -> None:
+    """Stopping the logger writes what is still buffered."""
+
     async def scenario() -> None:
         logger = InferenceLogger(store, flush_seconds=60)
         logger.start()
@@ -91,6 +96,7 @@ def test_feedback_joins_once_and_is_stored(store: InferenceLogStore) -> None:
 
 
 def test_feedback_for_an_unknown_prediction_is_refused(store: InferenceLogStore) -> None:
+    """Feedback for a prediction that was never logged is refused."""
     with pytest.raises(UnknownPredictionError, match="no prediction was logged for request_id 'x'"):
         store.join_feedback("x", 0, 1)
     with store.engine.connect() as conn:
@@ -98,6 +104,7 @@ def test_feedback_for_an_unknown_prediction_is_refused(store: InferenceLogStore)
 
 
 def test_creating_the_schema_twice_is_harmless(store: InferenceLogStore) -> None:
+    """Creating the log's schema twice changes nothing and raises nothing."""
     store.create_schema()
     assert store.count() == 0
 
