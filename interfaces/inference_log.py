@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from features import FEATURES, NumericFeature
 
 __all__ = [
+    "LogDatabase",
     "ADDED_COLUMNS",
     "CONNECT_TIMEOUT_SECONDS",
     "FailedRecord",
@@ -206,3 +207,28 @@ def create_log_engine(url: str) -> Engine:
         # libpq otherwise waits for the OS to give up on an unreachable host (minutes).
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+class LogDatabase:
+    """A connection to the inference log's database and its three tables.
+
+    The service's writer (``serving/inference_log.py::InferenceLogStore``) and the controller's
+    reader (``monitoring/sources/inference_log.py::InferenceLogReader``) both start from it.
+
+    Args:
+        url_or_engine: SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``) or an
+            engine the caller owns (then :meth:`close` leaves it open).
+    """
+
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        self._owns_engine = not isinstance(url_or_engine, Engine)
+        self.engine = (
+            url_or_engine if isinstance(url_or_engine, Engine) else create_log_engine(url_or_engine)
+        )
+        self._metadata = sa.MetaData()
+        self.predictions, self.feedback, self.failures = log_tables(self._metadata)
+
+    def close(self) -> None:
+        """Release the connection pool, if this object created it."""
+        if self._owns_engine:
+            self.engine.dispose()

@@ -31,8 +31,7 @@ from interfaces.inference_log import (
     ADDED_COLUMNS,
     FailedRecord,
     InferenceRecord,
-    create_log_engine,
-    log_tables,
+    LogDatabase,
 )
 
 __all__ = [
@@ -122,7 +121,7 @@ def _insert_sql(table: str, columns: Sequence[str], paramstyle: str) -> str:
     return f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(marks)})'
 
 
-class InferenceLogStore:
+class InferenceLogStore(LogDatabase):
     """The inference log with write access: batches of predictions and the feedback join.
 
     Args:
@@ -131,14 +130,7 @@ class InferenceLogStore:
     """
 
     def __init__(self, url_or_engine: str | Engine) -> None:
-        if isinstance(url_or_engine, Engine):
-            self.engine = url_or_engine
-            self._owns_engine = False
-        else:
-            self.engine = create_log_engine(url_or_engine)
-            self._owns_engine = True
-        self._metadata = sa.MetaData()
-        self.predictions, self.feedback, self.failures = log_tables(self._metadata)
+        super().__init__(url_or_engine)
         dialect = self.engine.dialect
         self._positional = dialect.paramstyle in ("qmark", "format", "numeric")
         # Statements built once and handed to the driver: SQLAlchemy Core's executemany costs
@@ -174,11 +166,6 @@ class InferenceLogStore:
                         f'ALTER TABLE "{self.predictions.name}" ADD COLUMN "{name}" {column_type}'
                     )
                 )
-
-    def close(self) -> None:
-        """Release the connection pool, if this store created it."""
-        if self._owns_engine:
-            self.engine.dispose()
 
     def count(self) -> int:
         """Return the number of logged predictions."""

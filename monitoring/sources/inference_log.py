@@ -17,10 +17,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from features import FEATURE_NAMES, SEGMENT
-from interfaces.inference_log import ADDED_COLUMNS, create_log_engine, log_tables
+from interfaces.inference_log import ADDED_COLUMNS, LogDatabase
 from interfaces.routing import Variant
 from monitoring.metrics import HOLD_REASONS, HoldReason
 from monitoring.sources.base import JudgeLogInputs, SourceName, SourceUnavailable
@@ -36,28 +35,13 @@ def _as_ts(value: datetime | float, name: str) -> float:
     return float(value)
 
 
-class InferenceLogReader:
+class InferenceLogReader(LogDatabase):
     """Read access to the inference log, for the drift checks and the quality judge.
 
     Args:
         url_or_engine: SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``) or an
             engine the caller owns.
     """
-
-    def __init__(self, url_or_engine: str | Engine) -> None:
-        if isinstance(url_or_engine, Engine):
-            self.engine = url_or_engine
-            self._owns_engine = False
-        else:
-            self.engine = create_log_engine(url_or_engine)
-            self._owns_engine = True
-        self._metadata = sa.MetaData()
-        self.predictions, self.feedback, self.failures = log_tables(self._metadata)
-
-    def close(self) -> None:
-        """Release the connection pool, if this reader created it."""
-        if self._owns_engine:
-            self.engine.dispose()
 
     def window(
         self,
