@@ -331,16 +331,9 @@ class ControllerMetrics:
         drifted_ratio: float,
         checked_at: float,
     ) -> None:
-        """Publish one drift check's result, as ``serving.metrics.ServingMetrics.record_drift``.
+        """Publish one drift check's result under the serving names.
 
-        Args:
-            variant: The variant whose traffic was checked.
-            model_version: The model version that served that traffic.
-            scores: Drift score per contract feature (higher = more drift).
-            drifted_ratio: Share of features flagged as drifted, in [0, 1].
-            checked_at: Unix time of the check.
-
-        Raises:
-            ValueError: If ``drifted_ratio`` is outside [0, 1].
+        The arguments and the ``ValueError`` are those of
+        ``interfaces/drift_gauges.py::DriftGauges.record``.
         """
         self.drift.record(variant, model_version, scores, drifted_ratio, checked_at)
