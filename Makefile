@@ -57,7 +57,7 @@ clean:
 # Compose v2 (`docker compose`) where it is installed, else the standalone docker-compose.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: up down bad-canary
+.PHONY: up down bad-canary stack-test
 
 # Builds the image and starts every service in dependency order; the one-shot trainer registers
 # a champion before the service starts. `$(COMPOSE) ps` shows each healthcheck's state.
@@ -75,6 +75,12 @@ down:
 # then prints the controller's judgement each window until it rolls the canary back (~5 min).
 bad-canary: .env
 	$(COMPOSE) run --rm bad-canary
+
+# The stack on a real Docker engine, checked as a user would (about 20 minutes on two cores; part
+# of `make test`): tests/integration/stack/test_stack_on_docker.py. It runs these targets in a
+# copy of the repository under its own project name; logs and timings go to test-artifacts/stack/.
+stack-test: $(STAMP)
+	$(BIN)/pytest tests/integration/stack/test_stack_on_docker.py
 
 .env:
 	@echo ".env is missing: cp .env.example .env, then fill in the secrets it lists" >&2
