@@ -9,17 +9,23 @@ under its own project name, with the only override of the compose file being
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import missing
 from tests.integration.stack.compose import REPO
 
 NO_GRAFANA = Path(__file__).resolve().parent / "no-grafana.yml"
+LOCK = Path(tempfile.gettempdir()) / "mlplat-stack-test.lock"
 EXTRA_CA_ENV = "MLPLAT_STACK_EXTRA_CA_CERT"
 """A PEM file the image build's pip must trust (a TLS-intercepting proxy's CA), if set."""
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
@@ -29,6 +35,29 @@ PASSED_THROUGH = ("PATH", "HOME", "LANG", "TMPDIR", "DOCKER_HOST", "DOCKER_CONFI
                   "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY")  # fmt: skip
 """The caller's variables the commands get. Nothing else: a POSTGRES_PASSWORD or MLFLOW_* in
 the caller's shell would win over ``.env`` in compose's interpolation."""
+
+
+@contextlib.contextmanager
+def only_run(lock: Path = LOCK) -> Iterator[None]:
+    """Hold the machine's stack-test lock, or report that another run holds it.
+
+    Two runs at once would share one engine and one image tag, and the first to finish would stop
+    the ``dockerd`` the other uses; two stacks would not fit two cores' time budget either.
+    """
+    with lock.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            missing(f"another stack test holds {lock} ({handle.read().strip() or 'unknown'})")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} in {REPO}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def snapshot(target: Path) -> Path:

@@ -40,7 +40,13 @@ from tests.integration.stack.compose import (
 )
 from tests.integration.stack.engine import docker_engine
 from tests.integration.stack.outside import poll
-from tests.integration.stack.project import Project, extra_ca_pem, git_commit, snapshot
+from tests.integration.stack.project import (
+    Project,
+    extra_ca_pem,
+    git_commit,
+    only_run,
+    snapshot,
+)
 from tests.integration.stack.standins import ensure_standins, python_base_image
 from tests.ports import free_port
 
@@ -175,8 +181,15 @@ def _write_timings(live_timings: dict[str, float], outcomes: list[Any]) -> None:
 
 
 @pytest.fixture(scope="module")
+def machine_lock() -> Iterator[None]:
+    """One stack test per machine at a time (skipped locally, failed in CI, if one runs)."""
+    with only_run():
+        yield
+
+
+@pytest.fixture(scope="module")
 def live(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    machine_lock: None, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     """The stack up on a real engine (started here if none answers); ``down -v`` at the end."""
     compose = require_tool("docker-compose")
