@@ -266,7 +266,8 @@ def test_every_service_is_healthy_and_the_one_shots_exited_zero(live: Live) -> N
         published = live.services[name].published
         if published:  # every port on loopback only, moved where .env said
             bindings = containers[name]["NetworkSettings"]["Ports"][f"{published[0][2]}/tcp"]
-            assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}, name
+            port = live.urls[name].rsplit(":", 1)[1]
+            assert {(b["HostIp"], b["HostPort"]) for b in bindings} == {("127.0.0.1", port)}, name
 
 
 def test_the_image_is_labelled_with_the_commit_and_runs_as_its_own_user(live: Live) -> None:
