@@ -118,8 +118,13 @@ def test_the_stage_trains_on_the_rows_it_is_handed_and_records_their_lineage(
     assert version.tags["mlplat.data_digest"] == summary.data_digest
 
 
-def test_the_store_is_set_for_the_call_only(store: Store) -> None:
+def test_the_store_is_set_for_the_call_only(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After a run the process-wide MLflow URIs and variables are what they were before it."""
+    # A known "before", whatever earlier tests left (tests/conftest.py restores it afterwards).
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     before = mlflow_globals()
     summary = run(store, FrameSource(generate(6_000, seed=12), "frame-12"), seed=12)
     assert summary.champion_before == 1  # compared with the champion: it read the store
