@@ -31,11 +31,13 @@ from ci.runner import (
     TriggerInputs,
     open_from_settings,
     run_from_settings,
+    source_for,
     trigger_from_settings,
 )
 from interfaces.files import write_text_atomically
-from pipeline import SCENARIOS, ConfigError, ScenarioError, apply_scenario, generate, load_config
+from pipeline import SCENARIOS, ConfigError, ScenarioError, apply_scenario, load_config
 from pipeline import validate as validate_frame
+from pipeline.table_sources import SourceError
 from registry import DeploymentEvent, InvalidMoveError, MoveNotRecordedError, RegistryError
 
 P = ParamSpec("P")
@@ -60,7 +62,7 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
             # The move is live: not an error to retry, but the log is behind until reconcile.
             click.echo(f"done, not yet recorded: {exc}", err=True)
             sys.exit(0)
-        except (ConfigError, ScenarioError, RegistryError) as exc:
+        except (ConfigError, ScenarioError, RegistryError, SourceError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
@@ -87,6 +89,15 @@ def _write_json(payload: dict[str, Any], out: Path | None) -> None:
 seed_option = click.option(
     "--seed", type=click.IntRange(min=0), default=42, show_default=True,
     help="Seed of the data generator; a new seed stands for a new data snapshot.",
+)  # fmt: skip
+data_option = click.option(
+    "--data", metavar="PATH|URL", envvar="MLPLAT_DATA", default=None,
+    help="Your labelled rows: a .csv/.parquet file or a SQLAlchemy URL (with --query); "
+    "default: the credit example's generator. Env: MLPLAT_DATA.",
+)  # fmt: skip
+query_option = click.option(
+    "--query", metavar="SQL", envvar="MLPLAT_QUERY", default=None,
+    help="The SELECT to run when --data is a database URL. Env: MLPLAT_QUERY.",
 )  # fmt: skip
 scenario_option = click.option(
     "--scenario", metavar="NAME", default=None,
@@ -128,6 +139,8 @@ def scenarios() -> None:
 
 
 @pipeline.command()
+@data_option
+@query_option
 @seed_option
 @scenario_option
 @magnitude_option
@@ -135,18 +148,20 @@ def scenarios() -> None:
 @json_option
 @friendly_errors
 def validate(
+    data: str | None,
+    query: str | None,
     seed: int,
     scenario: str | None,
     magnitude: float | None,
     config_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Run the Great Expectations gate on a generated dataset, without training.
+    """Run the Great Expectations gate on the dataset (--data, or generated), without training.
 
     Exits 0 when the dataset passes, 3 when it fails (the failed expectations are listed).
     """
     config = load_config(config_path)
-    frame = generate(config.data.n_rows, seed)
+    frame = source_for(data, query, config, seed).load()
     if scenario:
         frame = apply_scenario(frame, scenario, magnitude, seed=seed)
     report = validate_frame(frame, rules=config.validation)
@@ -159,6 +174,8 @@ def validate(
 
 
 @pipeline.command()
+@data_option
+@query_option
 @seed_option
 @scenario_option
 @magnitude_option
@@ -168,6 +185,8 @@ def validate(
 @click.option("--reason", default="manual run", show_default=True, help="Kept in the audit log.")
 @friendly_errors
 def run(
+    data: str | None,
+    query: str | None,
     seed: int,
     scenario: str | None,
     magnitude: float | None,
@@ -179,18 +198,24 @@ def run(
     """Run data → validate → train → evaluate → gate → register, once.
 
     The first model to pass the gates becomes `champion`; later ones become `challenger`.
-    Exits 0 when a model was registered, 3 when a gate stopped the run.
+    A snapshot some registered version was already trained on is not trained again.
+    Exits 0 when a model was registered or the snapshot is unchanged, 3 when a gate stopped
+    the run.
     """
     request = RunRequest(
         seed=seed, scenario=scenario, magnitude=magnitude, trigger="manual", reason=reason
     )
     with _stdout_to_stderr(as_json):
-        summary = run_from_settings(request, config_path=config_path, quiet=as_json)
+        summary = run_from_settings(
+            request, config_path=config_path, quiet=as_json, data=data, query=query
+        )
     _finish(summary.to_dict(), as_json=as_json, out=out, ok=summary.ok)
 
 
 @pipeline.command()
 @click.argument("kind", type=click.Choice(["new-data", "schedule", "manual", "drift"]))
+@data_option
+@query_option
 @seed_option
 @scenario_option
 @magnitude_option
@@ -218,6 +243,8 @@ def run(
 @friendly_errors
 def trigger(
     kind: str,
+    data: str | None,
+    query: str | None,
     seed: int,
     scenario: str | None,
     magnitude: float | None,
@@ -251,6 +278,8 @@ def trigger(
         drift_threshold=drift_threshold,
         cooldown_hours=cooldown_hours,
         evidence=evidence,
+        data=data,
+        query=query,
     )
     try:
         with _stdout_to_stderr(as_json):

@@ -15,11 +15,13 @@ from pathlib import Path
 from mlflow import MlflowClient
 from rich.console import Console
 
+import features
 from ci import triggers
 from ci.report import ConsoleReporter, summary_table
 from ci.stages import TRIGGER_TAG, RunRequest, RunSummary, run_pipeline
 from ci.triggers import TriggerDecision
-from pipeline import GeneratedData, apply_scenario, dataset_digest, load_config
+from pipeline import DataSource, PipelineConfig, apply_scenario, dataset_digest, load_config
+from pipeline.table_sources import open_source
 from registry import (
     ModelNotFoundError,
     ModelRegistry,
@@ -35,6 +37,7 @@ __all__ = [
     "open_experiment",
     "open_from_settings",
     "run_from_settings",
+    "source_for",
     "trigger_from_settings",
 ]
 
@@ -53,17 +56,34 @@ def open_experiment(settings: RegistrySettings) -> str:
     return ensure_experiment(client, settings.experiment_name, location)
 
 
+def source_for(
+    data: str | None, query: str | None, config: PipelineConfig, seed: int
+) -> DataSource:
+    """The source ``--data``/``--query`` name (the credit generator when neither is given).
+
+    Raises:
+        pipeline.table_sources.SourceError: The options do not name a usable source.
+    """
+    return open_source(data, query, features.current(), n_rows=config.data.n_rows, seed=seed)
+
+
 def run_from_settings(
     request: RunRequest,
     *,
     config_path: Path | None = None,
     quiet: bool = False,
     settings: RegistrySettings | None = None,
+    data: str | None = None,
+    query: str | None = None,
 ) -> RunSummary:
-    """Run the pipeline once against the configured stores, printing progress to stderr."""
+    """Run the pipeline once against the configured stores, printing progress to stderr.
+
+    ``data`` and ``query`` name the rows (:func:`source_for`); neither means the generator.
+    """
     settings = settings or get_settings()
     console = Console(stderr=True, highlight=False)
     config = load_config(config_path)
+    source = source_for(data, query, config, request.seed)
     registry = open_registry(settings)
     experiment_id = open_experiment(settings)
     console.print(
@@ -72,7 +92,7 @@ def run_from_settings(
     )
     summary = run_pipeline(
         request,
-        GeneratedData(config.data.n_rows, request.seed),
+        source,
         config=config,
         registry=registry,
         tracking_uri=settings.tracking_uri,
@@ -88,6 +108,7 @@ def _summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
         "registered": "[green]registered[/]",
         "rejected": "[red]rejected by the gate[/]",
         "invalid-data": "[red]stopped: invalid data[/]",
+        "unchanged": "[yellow]unchanged snapshot: nothing registered[/]",
     }[summary.outcome]
     rows = [("outcome", outcome), ("data digest", summary.data_digest[:16])]
     if summary.run_id:
@@ -99,6 +120,7 @@ def _summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
         rows.append(("registered", f"version {summary.model_version} as {summary.alias}"))
     if summary.failed_stage:
         rows.append(("failed stage", summary.failed_stage))
+    if summary.failed_stage or summary.outcome == "unchanged":
         rows.extend(("reason", reason) for reason in summary.reasons)
     return rows
 
@@ -117,6 +139,8 @@ class TriggerInputs:
     drift_threshold: float = 0.3
     cooldown_hours: float = 6.0
     evidence: str | None = None
+    data: str | None = None
+    query: str | None = None
 
 
 def decide(
@@ -132,7 +156,7 @@ def decide(
         return triggers.manual(settings.actor, inputs.reason)
     if kind is triggers.TriggerKind.NEW_DATA:
         config = load_config(config_path)
-        frame = GeneratedData(config.data.n_rows, inputs.seed).load()
+        frame = source_for(inputs.data, inputs.query, config, inputs.seed).load()
         if inputs.scenario:
             frame = apply_scenario(frame, inputs.scenario, inputs.magnitude, seed=inputs.seed)
         registry = open_registry(settings)
@@ -199,5 +223,10 @@ def trigger_from_settings(
         reason=decision.reason,
     )
     return decision, run_from_settings(
-        request, config_path=config_path, quiet=quiet, settings=settings
+        request,
+        config_path=config_path,
+        quiet=quiet,
+        settings=settings,
+        data=inputs.data,
+        query=inputs.query,
     )

@@ -38,9 +38,9 @@ from pipeline import (
 )
 from pipeline import run as run_steps
 from pipeline.tracking import mlflow_store, quiet_git_probe
-from registry import InvalidMoveError, ModelRegistry
+from registry import InvalidMoveError, ModelRegistry, RegistryError
 
-Outcome = Literal["registered", "rejected", "invalid-data"]
+Outcome = Literal["registered", "rejected", "invalid-data", "unchanged"]
 Reporter = Callable[[str, str, str], None]
 
 TRIGGER_TAG: Final = TAG_PREFIX + "trigger"
@@ -96,8 +96,8 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        """Whether the run ended with a registered model."""
-        return self.outcome == "registered"
+        """Whether the run ended well: a registered model, or nothing new to learn from."""
+        return self.outcome in ("registered", "unchanged")
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable form."""
@@ -144,6 +144,10 @@ def run_pipeline(
     report("data", "running", "")
     frame = data.load()
     report("data", "passed", f"{len(frame):,} rows {data.description}")
+    if request.scenario is None:
+        unchanged = _unchanged_snapshot(request, frame, registry)
+        if unchanged is not None:
+            return unchanged
     # Loading the champion, the run and the registration all resolve MLflow URIs through the
     # process-wide store (registering a ``models:/`` source included): set for this block only.
     with mlflow_store(tracking_uri):
@@ -168,6 +172,38 @@ def run_pipeline(
     report("register", "passed", detail)
     return replace(
         summary, model_version=version, alias=alias, reasons=[] if alias is not None else [detail]
+    )
+
+
+def _unchanged_snapshot(
+    request: RunRequest, frame: pd.DataFrame, registry: ModelRegistry
+) -> RunSummary | None:
+    """A summary saying so when a registered version was trained on exactly these rows.
+
+    Training again on an unchanged snapshot would register an identical model under a new
+    number; the run stops before it starts an MLflow run.
+    """
+    digest = dataset_digest(frame)
+    try:
+        versions = registry.versions()
+        champion = registry.state().champion
+    except RegistryError:  # no model yet: nothing was trained on anything
+        return None
+    same = [v.version for v in versions if v.data_digest == digest]
+    if not same:
+        return None
+    return RunSummary(
+        outcome="unchanged",
+        seed=request.seed,
+        scenario=None,
+        trigger=request.trigger,
+        run_id=None,
+        data_digest=digest,
+        champion_before=champion,
+        reasons=[
+            f"unchanged snapshot {digest[:16]}: version {same[-1]} was trained on these rows; "
+            "nothing registered (change the data, or pass --scenario, to train again)"
+        ],
     )
 
 

@@ -20,6 +20,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features import Contract
+from pipeline.data import generate
+from pipeline.sources import DataSource, GeneratedData
 
 __all__ = [
     "ENTITY_FALLBACK_PREFIX",
@@ -27,6 +29,7 @@ __all__ = [
     "SourceError",
     "SqlSource",
     "conform",
+    "open_source",
 ]
 
 ENTITY_FALLBACK_PREFIX: Final = "row-"
@@ -163,3 +166,43 @@ class SqlSource:
         """The database (password hidden) and a digest of the query text."""
         query = hashlib.sha256(self.query.encode()).hexdigest()[:16]
         return {"data_source": f"sql:{self.safe_url}", "data_query": f"sha256:{query}"}
+
+
+def open_source(
+    data: str | None, query: str | None, contract: Contract, *, n_rows: int, seed: int
+) -> DataSource:
+    """The source a command names: a file, a database query, or the built-in generator.
+
+    Args:
+        data: A ``.csv``/``.parquet`` path, a SQLAlchemy URL (it contains ``://``), or ``None``
+            for the credit generator (``n_rows`` rows, ``seed``).
+        query: The SELECT to run on a database URL; refused with a file.
+        contract: The contract the rows must carry.
+        n_rows: Rows the generator makes.
+        seed: Seed of the generator.
+
+    Raises:
+        SourceError: A URL without a query, a query without a URL, or no ``data`` for a
+            contract the generator does not produce (it makes the credit example's columns).
+    """
+    if data is None:
+        if query is not None:
+            raise SourceError("--query needs --data naming a database URL")
+        try:
+            columns = set(generate(2, 0).columns)
+        except KeyError:  # the process's contract asks for columns the generator lacks
+            columns = set()
+        missing = [c for c in (*contract.feature_names, contract.target) if c not in columns]
+        if missing:
+            raise SourceError(
+                f"contract {contract.name!r}: the built-in generator makes the credit example's "
+                f"columns, not {missing[:5]}; name your data with --data PATH or MLPLAT_DATA"
+            )
+        return GeneratedData(n_rows, seed)
+    if "://" in data:
+        if not query:
+            raise SourceError(f"{data.split('://')[0]} URL given without --query (a SELECT)")
+        return SqlSource(data, query, contract)
+    if query is not None:
+        raise SourceError(f"--query applies to a database URL, not the file {data}")
+    return FileSource(Path(data), contract)

@@ -9,7 +9,9 @@ import pytest
 import sqlalchemy as sa
 
 from features import Contract, load_contract
-from pipeline.table_sources import FileSource, SourceError, SqlSource, conform
+from features import load_contract as load_credit_contract
+from pipeline.sources import GeneratedData
+from pipeline.table_sources import FileSource, SourceError, SqlSource, conform, open_source
 
 pytestmark = pytest.mark.unit
 
@@ -121,3 +123,32 @@ def test_a_failing_query_names_the_database_not_the_password(
         down.load()
     assert "secretpw" not in str(caught.value)
     assert "127.0.0.1:1" in str(caught.value)
+
+
+def test_open_source_picks_file_query_or_the_generator(contract: Contract) -> None:
+    """A path is a file, a URL with a query is SQL, nothing is the credit generator."""
+    assert open_source("rows.csv", None, contract, n_rows=10, seed=1) == FileSource(
+        Path("rows.csv"), contract
+    )
+    sql = open_source("sqlite:///x.db", "SELECT 1", contract, n_rows=10, seed=1)
+    assert isinstance(sql, SqlSource)
+    assert sql.query == "SELECT 1"
+    credit = load_credit_contract()
+    assert open_source(None, None, credit, n_rows=10, seed=3) == GeneratedData(10, 3)
+
+
+@pytest.mark.parametrize(
+    ("data", "query", "message"),
+    [
+        ("sqlite:///x.db", None, "without --query"),
+        ("rows.csv", "SELECT 1", "applies to a database URL"),
+        (None, "SELECT 1", "needs --data"),
+        (None, None, "built-in generator makes the credit example's columns"),
+    ],
+)
+def test_open_source_refuses_options_that_name_no_source(
+    contract: Contract, data: str | None, query: str | None, message: str
+) -> None:
+    """A URL without a query, a stray query, or no data for a non-credit contract is refused."""
+    with pytest.raises(SourceError, match=message):
+        open_source(data, query, contract, n_rows=10, seed=1)
