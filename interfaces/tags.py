@@ -12,6 +12,10 @@ from typing import Final
 
 __all__ = [
     "CODE_VERSION_TAG",
+    "COMPILED_NO",
+    "COMPILED_REASON_TAG",
+    "COMPILED_TAG",
+    "COMPILED_YES",
     "DATA_DIGEST_TAG",
     "GATE_PASSED",
     "GATE_VERDICT_TAG",
@@ -37,3 +41,14 @@ REJECTED: Final = "rejected"
 """The value of :data:`STATUS_TAG` that bars a version from serving again."""
 REFERENCE_ARTIFACT: Final = "reference/reference.parquet"
 """Where a training run keeps the reference sample the drift checks compare traffic with."""
+COMPILED_TAG: Final = "mlplat.compiled"
+"""Run and logged-model tag: whether the compiled inference path (``pipeline/compiled.py``) scored
+the holdout like the reference pipeline at registration: :data:`COMPILED_YES` or
+:data:`COMPILED_NO`."""
+COMPILED_YES: Final = "yes"
+"""The value of :data:`COMPILED_TAG` that lets serving use the compiled path."""
+COMPILED_NO: Final = "no"
+"""The value of :data:`COMPILED_TAG` that keeps serving on the reference path."""
+COMPILED_REASON_TAG: Final = "mlplat.compiled_reason"
+"""Run and logged-model tag: why the compiled path was refused, or the measured difference and
+the tolerance it was held to."""

@@ -8,7 +8,8 @@ ignores unknown categories) and replays their arithmetic on numpy arrays; the cl
 on the result as it was fitted. A pipeline with any other step is refused with the reason
 (:class:`NotCompilableError`), and :func:`max_difference` measures, on real rows, how far the
 compiled scores are from the reference path's — registration keeps the compiled path only when
-that is under a stated tolerance, and the reference path stays the fallback.
+that is under a stated tolerance (:data:`TOLERANCE`; :func:`check_compiled` does both and never
+raises), and the reference path stays the fallback.
 
 Why not ONNX: skl2onnx 1.20 cannot convert this pipeline — its scaler converter rejects the
 imputer's indicator columns, and its ``HistGradientBoostingClassifier`` converter fails on
@@ -17,7 +18,7 @@ scikit-learn 1.9 (a boolean where ONNX wants ints; tried 2026-12-05).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,14 +30,26 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from interfaces.tags import COMPILED_NO, COMPILED_REASON_TAG, COMPILED_TAG, COMPILED_YES
+
 __all__ = [
+    "TOLERANCE",
+    "CompileCheck",
     "CompiledModel",
     "NotCompilableError",
+    "check_compiled",
     "compile_pipeline",
     "max_difference",
 ]
 
 Matrix = npt.NDArray[np.float64]
+
+TOLERANCE = 1e-9
+"""Largest absolute difference in any class probability the compiled path may show against the
+reference pipeline on the rows it is checked on. The compiled path does the same float64
+arithmetic in the same order, and measures 0 (at most ~1e-16, one rounding) on the platform's
+model; 1e-9 leaves room for a BLAS or numpy that reassociates a sum, and stays a million times
+below the smallest change a decision threshold or a reported metric (six decimals) can notice."""
 
 
 class NotCompilableError(ValueError):
@@ -178,6 +191,58 @@ def compile_pipeline(model: Pipeline) -> CompiledModel:
                 f"block {name!r}: {type(transformer).__name__} is not supported"
             )
     return CompiledModel(tuple(blocks), classifier)
+
+
+@dataclass(frozen=True)
+class CompileCheck:
+    """Whether a fitted pipeline may be served through the compiled path, and why.
+
+    Attributes:
+        compiled: True when it compiled and scored the checked rows within :data:`TOLERANCE`.
+        reason: Why it was refused, or the measured difference and the tolerance.
+    """
+
+    compiled: bool
+    reason: str
+
+    def tags(self) -> dict[str, str]:
+        """The check as MLflow tags (:data:`interfaces.tags.COMPILED_TAG` and its reason)."""
+        return {
+            COMPILED_TAG: COMPILED_YES if self.compiled else COMPILED_NO,
+            COMPILED_REASON_TAG: self.reason[:_MAX_TAG_CHARS],
+        }
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, Any] | None) -> CompileCheck | None:
+        """The check recorded in ``tags``, or ``None`` when they record none."""
+        value = (tags or {}).get(COMPILED_TAG)
+        if value not in (COMPILED_YES, COMPILED_NO):
+            return None
+        return cls(value == COMPILED_YES, str((tags or {}).get(COMPILED_REASON_TAG, "")))
+
+
+_MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value (registry/versions.py checks the same)
+
+
+def check_compiled(model: Any, rows: pd.DataFrame, tolerance: float = TOLERANCE) -> CompileCheck:
+    """Compile ``model`` and compare both paths on ``rows``; never raises for a model it refuses.
+
+    Args:
+        model: The fitted pipeline (anything else is refused with the reason).
+        rows: Feature rows to score both ways: the holdout at registration.
+        tolerance: Largest absolute probability difference accepted.
+    """
+    try:
+        compiled = compile_pipeline(model)
+        difference = max_difference(model, compiled, rows)
+    except NotCompilableError as exc:
+        return CompileCheck(False, f"not compilable: {exc}")
+    except Exception as exc:  # a compiled path that cannot score real rows is refused, not fatal
+        return CompileCheck(False, f"compiled path failed on {len(rows)} rows: {exc!r}"[:500])
+    measured = f"max |difference| {difference:.3g} on {len(rows)} rows (tolerance {tolerance:g})"
+    if not difference <= tolerance:  # NaN is refused too
+        return CompileCheck(False, f"differs from the reference: {measured}")
+    return CompileCheck(True, measured)
 
 
 def max_difference(model: Pipeline, compiled: CompiledModel, rows: pd.DataFrame) -> float:

@@ -19,6 +19,8 @@ import pandas as pd
 import skops.io
 from sklearn.pipeline import Pipeline
 
+from pipeline.compiled import CompileCheck, check_compiled
+
 SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -41,17 +43,30 @@ class ModelFormatError(ValueError):
     """A model artifact is not a skops sklearn model of the expected types."""
 
 
-def log_model(model: Pipeline, input_example: pd.DataFrame, name: str = "model") -> str:
+def log_model(
+    model: Pipeline,
+    input_example: pd.DataFrame,
+    name: str = "model",
+    compile_check: CompileCheck | None = None,
+) -> str:
     """Log ``model`` into the active MLflow run, in the skops format.
 
     The signature is inferred from ``input_example`` and the model's ``predict_proba`` output,
     and pyfunc serves ``predict_proba``: callers of a generic MLflow server get probabilities,
     not bare 0/1 decisions.
 
+    Whether the compiled inference path (:mod:`pipeline.compiled`) may serve the model is
+    recorded as the two tags :meth:`~pipeline.compiled.CompileCheck.tags` names, on the logged
+    model and, identically, in its ``MLmodel`` metadata, so the verdict travels with the files
+    a server downloads (:func:`read_compile_check`). The compiled model itself is not stored:
+    it is a pure function of the fitted parameters, rebuilt and checked again at load.
+
     Args:
         model: The fitted pipeline.
         input_example: A few feature rows (no label); stored with the model.
         name: Name of the logged model.
+        compile_check: The compiled path's check on the holdout
+            (:func:`pipeline.compiled.check_compiled`); default: checked on ``input_example``.
 
     Returns:
         The model URI (``models:/<model_id>``).
@@ -60,6 +75,7 @@ def log_model(model: Pipeline, input_example: pd.DataFrame, name: str = "model")
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, model.predict_proba(input_example))
+    check = compile_check or check_compiled(model, input_example)
     info = mlflow.sklearn.log_model(
         model,
         name=name,
@@ -69,8 +85,17 @@ def log_model(model: Pipeline, input_example: pd.DataFrame, name: str = "model")
         input_example=input_example,
         pip_requirements=list(PIP_REQUIREMENTS),
         pyfunc_predict_fn="predict_proba",
+        metadata=check.tags(),
+        tags=check.tags(),
     )
     return str(info.model_uri)
+
+
+def read_compile_check(local: Path) -> CompileCheck | None:
+    """The compile check recorded in a downloaded model's ``MLmodel``, if it records one."""
+    from mlflow.models import Model
+
+    return CompileCheck.from_tags(Model.load(str(local)).metadata)
 
 
 def load_skops(path: Path) -> Pipeline:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from features import FEATURE_NAMES, TARGET
 from interfaces.tags import REFERENCE_ARTIFACT, TAG_PREFIX
+from pipeline.compiled import check_compiled
 from pipeline.config import PipelineConfig
 from pipeline.evaluate import Evaluation
 from pipeline.model_io import log_model
@@ -206,7 +207,10 @@ def log_training_run(
     Logs: parameters (the flattened config), tags (dataset digest, code version, scenario,
     outcome), metrics (candidate, champion and per-slice, stage timings), the validation report,
     evaluations and gate verdict as JSON artifacts, the reference sample as
-    ``reference/reference.parquet``, and the model (skops) via :func:`pipeline.model_io.log_model`.
+    ``reference/reference.parquet``, and the model (skops) via :func:`pipeline.model_io.log_model`
+    with whether the compiled inference path scores the holdout like it
+    (:func:`pipeline.compiled.check_compiled`; tags ``mlplat.compiled`` and its reason, on the run
+    and the logged model).
 
     Args:
         result: The output of :func:`pipeline.pipeline.run`.
@@ -239,9 +243,17 @@ def log_training_run(
         reference.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
     example = result.train[list(FEATURE_NAMES)].dropna().head(input_example_rows)
-    uri = log_model(result.model, example.reset_index(drop=True))
-    mlflow.set_tag(TAG_PREFIX + "model_uri", uri)
+    check = check_compiled(result.model, _check_rows(result, example))
+    uri = log_model(result.model, example.reset_index(drop=True), compile_check=check)
+    mlflow.set_tags({TAG_PREFIX + "model_uri": uri, **check.tags()})
     return uri
+
+
+def _check_rows(result: PipelineResult, example: pd.DataFrame) -> pd.DataFrame:
+    """The rows the compiled path is checked on: the holdout's features, else the example."""
+    if result.holdout is None or result.holdout.empty:
+        return example
+    return result.holdout[list(FEATURE_NAMES)]
 
 
 def _log_tags_and_input(result: PipelineResult) -> None:
