@@ -113,9 +113,9 @@ class World:
 def as_records(frame: pd.DataFrame, features: list[object]) -> list[InferenceRecord | FailedRecord]:
     """The rows as the service logs them (``features``: a contract row; its slice is replaced)."""
     records: list[InferenceRecord | FailedRecord] = []
-    at = FEATURE_NAMES.index(SEGMENT)
+    at = None if SEGMENT is None else FEATURE_NAMES.index(SEGMENT)
     for i, r in enumerate(frame.itertuples(index=False)):
-        row = [*features[:at], r.slice, *features[at + 1 :]]
+        row = features if at is None else [*features[:at], r.slice, *features[at + 1 :]]
         if r.failed:
             records.append(
                 FailedRecord(

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     NUMERIC_FEATURES: tuple[NumericFeature, ...]
     CATEGORICAL_FEATURES: tuple[CategoricalFeature, ...]
     TARGET: str
-    SEGMENT: str
-    ENTITY_ID: str
+    SEGMENT: str | None
+    ENTITY_ID: str | None
 
 __all__ = [
     "CATEGORICAL_FEATURES",

@@ -201,19 +201,9 @@ def current() -> Contract:
     never reads a contract and a broken file fails where its names are first needed.
 
     Raises:
-        features.spec.ContractError: The file is missing or invalid, or lacks a key this
-            version of the platform still needs.
+        features.spec.ContractError: The file is missing or invalid.
     """
-    contract = load_contract()
-    # The components still read these two as names that always exist; until they take the
-    # contract as an argument, a contract without them is refused here, with the reason.
-    for key in ("entity_id", "segment"):
-        if getattr(contract, key) is None:
-            raise ContractError(
-                f"contract file {contract.source}: '{key}' is required by this version of the "
-                "platform (the serving split and the slice gates read it)"
-            )
-    return contract
+    return load_contract()
 
 
 def names() -> dict[str, object]:

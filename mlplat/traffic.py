@@ -115,7 +115,7 @@ def traffic_rows(
 
 def _records(frame: pd.DataFrame) -> list[tuple[dict[str, Any], int]]:
     """JSON-ready records (NaN → null) with their true label."""
-    columns = [ENTITY_ID, *FEATURE_NAMES]
+    columns = [*([ENTITY_ID] if ENTITY_ID else []), *FEATURE_NAMES]
     out: list[tuple[dict[str, Any], int]] = []
     for row in frame[[*columns, TARGET]].itertuples(index=False):
         values = dict(zip([*columns, TARGET], row, strict=True))

@@ -1,9 +1,12 @@
 """Behavioural tests of a fitted model on perturbed inputs (after Ribeiro et al., CheckList).
 
 Aggregate metrics can hide a model that learned something absurd. These checks perturb real
-holdout rows and assert what domain knowledge says must happen: invariance (an id or a rounding
-error must not move the score), direction (a better credit score must lower the risk) and minimum
-functionality (an obviously prime applicant scores low, an obviously risky one high).
+holdout rows and assert what must happen whatever the data: invariance (a routing key or a
+rounding error must not move the score), the directions the contract declares (``directions:``,
+e.g. a better credit score must lower the risk; none declared, none checked) and minimum
+functionality (the typical positive row scores above the typical negative one). Every check
+reads the contract, not a dataset: the credit example's applicant profiles below are kept for
+its own model tests (``tests/model``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,16 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from features import ENTITY_ID, FEATURE_NAMES, NumericFeature, feature
+from features import (
+    CATEGORICAL_FEATURES,
+    CONTRACT,
+    ENTITY_ID,
+    FEATURE_NAMES,
+    NUMERIC_FEATURES,
+    TARGET,
+    NumericFeature,
+    feature,
+)
 from pipeline.threads import limit_threads
 from pipeline.train import Classifier
 
@@ -35,7 +47,7 @@ PRIME_APPLICANT: dict[str, Any] = {
     "loan_purpose": "home_improvement",
     "segment": "affluent",
 }
-"""An applicant any sensible credit model scores as very unlikely to default."""
+"""The credit example: an applicant any sensible credit model scores as unlikely to default."""
 
 SUBPRIME_APPLICANT: dict[str, Any] = {
     "age": 24,
@@ -52,7 +64,7 @@ SUBPRIME_APPLICANT: dict[str, Any] = {
     "loan_purpose": "medical",
     "segment": "mass",
 }
-"""An applicant any sensible credit model scores as likely to default."""
+"""The credit example: an applicant any sensible credit model scores as likely to default."""
 
 
 @dataclass(frozen=True)
@@ -90,34 +102,47 @@ def _shift(rows: pd.DataFrame, column: str, delta: float) -> pd.DataFrame:
     return rows.assign(**{column: moved})
 
 
+ROW_ID_COLUMN = "row_id"
+"""The id column the invariance check adds when the contract names no routing key."""
+
+
 def entity_id_invariance(model: Classifier, sample: pd.DataFrame) -> BehaviouralCheck:
-    """The customer id is a routing key, not a feature: changing it must not move any score."""
-    base = sample.assign(**{ENTITY_ID: [f"c-{i:06d}" for i in range(len(sample))]})
-    other = sample.assign(**{ENTITY_ID: [f"x-{i:06d}" for i in range(len(sample))][::-1]})
+    """The routing key is not a feature: changing it must not move any score.
+
+    Without an ``entity_id`` in the contract, an added ``row_id`` column stands in for it: a
+    model must ignore a column it was not trained on.
+    """
+    column = ENTITY_ID or ROW_ID_COLUMN
+    base = sample.assign(**{column: [f"c-{i:06d}" for i in range(len(sample))]})
+    other = sample.assign(**{column: [f"x-{i:06d}" for i in range(len(sample))][::-1]})
     change = float(np.max(np.abs(_scores(model, base) - _scores(model, other))))
     return BehaviouralCheck(
-        "invariance_customer_id",
+        f"invariance_{column}",
         "invariance",
         change == 0.0,
         change,
-        f"largest score change when every {ENTITY_ID} changes: {change:.2e} (must be 0)",
+        f"largest score change when every {column} changes: {change:.2e} (must be 0)",
     )
 
 
 def jitter_invariance(
     model: Classifier, sample: pd.DataFrame, seed: int = 0, tolerance: float = 0.02
 ) -> BehaviouralCheck:
-    """A ±0.1% jitter of income and loan amount (rounding noise) barely moves scores.
+    """A ±0.1% jitter of every float feature (rounding noise) barely moves scores.
 
     Passes when the 99th percentile of absolute score changes is at most ``tolerance``: a
-    tree model may jump at a split threshold for a handful of rows, but not for many.
+    tree model may jump at a split threshold for a handful of rows, but not for many. Jittered
+    values stay inside the contract's bounds.
     """
     rng = np.random.default_rng(seed)
     jittered = sample.assign(
-        annual_income=sample["annual_income"] * rng.uniform(0.999, 1.001, len(sample)),
-        loan_amount=(sample["loan_amount"] * rng.uniform(0.999, 1.001, len(sample))).clip(
-            500.0, 200_000.0
-        ),
+        **{
+            f.name: (sample[f.name] * rng.uniform(0.999, 1.001, len(sample))).clip(
+                f.minimum, f.maximum
+            )
+            for f in NUMERIC_FEATURES
+            if f.kind == "float"
+        }
     )
     changes = np.abs(_scores(model, sample) - _scores(model, jittered))
     p99 = float(np.quantile(changes, 0.99))
@@ -146,7 +171,7 @@ def _directional(
         "directional",
         passed,
         change,
-        f"{column} {delta:+g}: mean default probability {before:.4f} -> {after:.4f} "
+        f"{column} {delta:+g}: mean {CONTRACT.score} {before:.4f} -> {after:.4f} "
         f"(must be {expect})",
     )
 
@@ -168,6 +193,52 @@ def minimum_functionality(
     )
 
 
+def class_median_profiles(sample: pd.DataFrame) -> pd.DataFrame | None:
+    """The typical negative and positive rows: per class, numeric medians and category modes.
+
+    Returns:
+        A two-row frame (negative, then positive) in contract order, or ``None`` when the
+        sample lacks the label or one of the classes.
+    """
+    if TARGET not in sample.columns or sample[TARGET].nunique() < 2:
+        return None
+    rows = []
+    for label in (0, 1):
+        rows_of_class = sample[sample[TARGET] == label]
+        profile: dict[str, Any] = {}
+        for num in NUMERIC_FEATURES:
+            median = rows_of_class[num.name].median()
+            whole = num.kind == "int" and not pd.isna(median)
+            profile[num.name] = round(median) if whole else median
+        for cat in CATEGORICAL_FEATURES:
+            modes = rows_of_class[cat.name].mode()
+            profile[cat.name] = modes.iloc[0] if len(modes) else cat.categories[0]
+        rows.append(profile)
+    return pd.DataFrame(rows)[list(FEATURE_NAMES)].astype(sample[list(FEATURE_NAMES)].dtypes)
+
+
+def class_median_functionality(model: Classifier, sample: pd.DataFrame) -> BehaviouralCheck:
+    """The typical positive row scores above the typical negative one (any contract)."""
+    profiles = class_median_profiles(sample)
+    if profiles is None:
+        return BehaviouralCheck(
+            "minimum_functionality_class_medians",
+            "minimum_functionality",
+            True,
+            0.0,
+            f"skipped: the sample lacks one class of {TARGET!r}",
+        )
+    negative, positive = _scores(model, profiles)
+    return BehaviouralCheck(
+        "minimum_functionality_class_medians",
+        "minimum_functionality",
+        bool(positive > negative),
+        float(positive - negative),
+        f"typical positive row {positive:.3f}, typical negative row {negative:.3f} "
+        "(the positive must score higher)",
+    )
+
+
 def run_behavioural_checks(
     model: Classifier, sample: pd.DataFrame, seed: int = 0
 ) -> list[BehaviouralCheck]:
@@ -175,18 +246,17 @@ def run_behavioural_checks(
 
     Args:
         model: A fitted classifier.
-        sample: Rows with every contract feature.
+        sample: Rows with every contract feature (and the label, for the class profiles).
         seed: Seed of the random perturbations.
 
     Returns:
-        One :class:`BehaviouralCheck` per test, invariance first.
+        One :class:`BehaviouralCheck` per test: invariance, the contract's directions, then
+        the class-median profiles.
     """
     with limit_threads(1):  # many small predictions: threads would only wait on each other
         return [
             entity_id_invariance(model, sample),
             jitter_invariance(model, sample, seed),
-            _directional(model, sample, "credit_score", 60, "lower"),
-            _directional(model, sample, "delinquencies_2y", 2, "higher"),
-            _directional(model, sample, "debt_to_income", 0.3, "higher"),
-            minimum_functionality(model),
+            *(_directional(model, sample, d.feature, d.step, d.score) for d in CONTRACT.directions),
+            class_median_functionality(model, sample),
         ]

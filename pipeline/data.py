@@ -190,6 +190,8 @@ def generate(n_rows: int, seed: int) -> pd.DataFrame:
     # Nulls are drawn after the label: missing completely at random, as a form field left empty.
     for column, rate_null in (("debt_to_income", 0.02), ("employment_years", 0.05)):
         frame.loc[rng.random(n_rows) < rate_null, column] = np.nan
+    if ENTITY_ID is None:  # a contract without a routing key: the rows carry none
+        return frame[[*FEATURE_NAMES, TARGET]]
     frame[ENTITY_ID] = [f"c-{i:06d}" for i in range(n_rows)]
     return frame[[*FEATURE_NAMES, TARGET, ENTITY_ID]]
 

@@ -121,7 +121,12 @@ def _evaluate(
     features = holdout[list(FEATURE_NAMES)]
     labels = holdout[TARGET].to_numpy(dtype=np.int64)
     scores = np.asarray(model.predict_proba(features)[:, 1], dtype=float)
-    segments = holdout[SEGMENT].astype(str).to_numpy()
+    # Without a slice column every row is in one unnamed slice, which no gate checks.
+    segments = (
+        holdout[SEGMENT].astype(str).to_numpy()
+        if SEGMENT
+        else np.full(len(holdout), "", dtype=object)
+    )
     rng = np.random.default_rng(seed)
     sample_size = min(cfg.behaviour_sample_rows, len(holdout))
     sample = holdout.iloc[np.sort(rng.choice(len(holdout), sample_size, replace=False))]
@@ -131,7 +136,7 @@ def _evaluate(
     single_ms = measure_latency(model, features.iloc[:1], max(cfg.latency_repeats, 5))
     return Evaluation(
         metrics=classification_metrics(labels, scores, cfg.calibration_bins),
-        slices=slice_metrics(labels, scores, segments, cfg.calibration_bins),
+        slices=slice_metrics(labels, scores, segments, cfg.calibration_bins) if SEGMENT else {},
         behaviour=run_behavioural_checks(model, sample, seed),
         latency_ms_per_row=batch_ms / len(batch),
         latency_ms_single_row=single_ms,

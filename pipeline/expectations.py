@@ -67,13 +67,13 @@ def build_suite(
     gxe: Any = importlib.import_module("great_expectations.expectations")
     rules = rules or ValidationConfig()
     extra = set(optional_columns)
-    allowed_extra = {ENTITY_ID, TARGET}
+    allowed_extra = {c for c in (ENTITY_ID, TARGET) if c is not None}
     if not extra <= allowed_extra:
         raise ValueError(f"optional_columns may only hold {sorted(allowed_extra)}, got {extra}")
     columns = [*FEATURE_NAMES]
     if require_target or TARGET in extra:
         columns.append(TARGET)
-    if ENTITY_ID in extra:
+    if ENTITY_ID is not None and ENTITY_ID in extra:
         columns.append(ENTITY_ID)
     expectations = _table_expectations(gxe, columns, rules)
     for num in NUMERIC_FEATURES:

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from features import SEGMENT
 from pipeline.config import GateConfig
 from pipeline.evaluate import Evaluation
 
@@ -260,6 +261,16 @@ def _non_regression(
 
 
 def _slice_checks(candidate: Evaluation, champion: Evaluation, cfg: GateConfig) -> list[GateCheck]:
+    if SEGMENT is None:
+        return [
+            GateCheck(
+                "slice_auc_non_regression",
+                True,
+                None,
+                None,
+                "slice gates skipped: the contract names no segment column",
+            )
+        ]
     rows = candidate.rows
     checks = []
     for key in sorted(set(rows.slices.tolist())):

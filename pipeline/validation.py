@@ -207,7 +207,7 @@ def _failures(results: list[Any], frame: pd.DataFrame) -> list[FailedExpectation
                 expectation=config.type,
             )
         )
-    order = {name: i for i, name in enumerate((*FEATURE_NAMES, TARGET, ENTITY_ID))}
+    order = {name: i for i, name in enumerate((*FEATURE_NAMES, TARGET, ENTITY_ID or TARGET))}
     return sorted(failures, key=lambda f: -1 if f.column is None else order.get(f.column, 99))
 
 
@@ -253,7 +253,7 @@ def validate(
     early = _precheck(df)
     if early:
         return ValidationReport(False, early, row_count=len(df), evaluated=0)
-    optional = [c for c in (ENTITY_ID, TARGET) if c in df.columns]
+    optional = [c for c in (ENTITY_ID, TARGET) if c is not None and c in df.columns]
     suite = build_suite(rules, require_target=require_target, optional_columns=optional)
     try:
         results = _run_suite(suite, df)

@@ -71,6 +71,9 @@ def _issue(error_type: str) -> InputIssue:
     return "malformed"
 
 
+_AND_KEY = f" and {ENTITY_ID}" if ENTITY_ID else ""
+"""The routing key allowed beside the features, when the contract names one."""
+
 _BODY_FIELD_RULES = {("/feedback", "label"): LABEL_RULE}
 """Rules of body fields outside the feature contract, by (path, field)."""
 
@@ -78,12 +81,12 @@ _BODY_FIELD_RULES = {("/feedback", "label"): LABEL_RULE}
 def _rule(error: dict[str, Any], field_name: str | None, path: str = "") -> str:
     if error["type"] == "extra_forbidden":
         if path == "/predict":
-            return f"only the feature contract's fields and {ENTITY_ID} are allowed"
+            return f"only the feature contract's fields{_AND_KEY} are allowed"
         return "unknown field; see the request schema in /docs"
     if error["type"] == "too_many_fields":
         return (
-            f"at most {MAX_RECORD_FIELDS} fields; only the feature contract's fields and "
-            f"{ENTITY_ID} are allowed"
+            f"at most {MAX_RECORD_FIELDS} fields; only the feature contract's fields{_AND_KEY} "
+            "are allowed"
         )
     loc = error.get("loc", ())
     if len(loc) == 2 and loc[0] == "body" and (path, loc[1]) in _BODY_FIELD_RULES:

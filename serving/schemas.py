@@ -93,7 +93,9 @@ a 15 MB answer and over a second of blocked event loop. Past this many keys (twi
 contract's), the record gets one ``too_many_fields`` error instead.
 """
 
-_RECORD_FIELDS: Final = frozenset({ENTITY_ID, *(f.name for f in FEATURES)})
+_RECORD_FIELDS: Final = frozenset(
+    {*([ENTITY_ID] if ENTITY_ID else []), *(f.name for f in FEATURES)}
+)
 
 
 def _bounded_fields(value: Any) -> Any:
@@ -130,7 +132,9 @@ else:
                     "model variant. Not a model input.",
                 ),
             ),
-        },
+        }
+        if ENTITY_ID
+        else {},
         **{f.name: _record_field(f) for f in FEATURES},
     )
 
@@ -140,7 +144,11 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"records": [{ENTITY_ID: "c-000042", **EXAMPLE_RECORD}]}]},
+        json_schema_extra={
+            "examples": [
+                {"records": [{**({ENTITY_ID: "c-000042"} if ENTITY_ID else {}), **EXAMPLE_RECORD}]}
+            ]
+        },
     )
 
     records: list[FeatureRecord] = Field(
@@ -229,6 +237,14 @@ class ModelView(BaseModel):
     version: int
     since: datetime | None = Field(description="When the registry gave it this role.")
     loaded_at: datetime = Field(description="When this process started serving it.")
+    inference_path: Literal["compiled", "reference"] = Field(
+        description="Which path scores its requests: the compiled preprocessing or the "
+        "reference scikit-learn pipeline."
+    )
+    inference_path_reason: str = Field(
+        description="Why that path: the checks it passed (registration, load), or why the "
+        "compiled path was refused or is off."
+    )
 
 
 class RefusalView(BaseModel):

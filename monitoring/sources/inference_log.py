@@ -35,6 +35,11 @@ def _as_ts(value: datetime | float, name: str) -> float:
     return float(value)
 
 
+def _slice_column(table: sa.Table) -> sa.ColumnElement[Any]:
+    """The contract's slice column, or a null slice when the contract names none."""
+    return table.c[SEGMENT] if SEGMENT else sa.null()
+
+
 class InferenceLogReader(LogDatabase):
     """Read access to the inference log, for the drift checks and the quality judge.
 
@@ -144,7 +149,7 @@ class InferenceLogReader(LogDatabase):
             t.c.model_version,
             t.c.routing_hash,
             t.c.latency_s,
-            t.c[SEGMENT].label("slice"),
+            _slice_column(t).label("slice"),
             t.c.probability,
         ).where(t.c.ts >= lo, t.c.ts < hi)
         failed = sa.select(
@@ -177,7 +182,7 @@ class InferenceLogReader(LogDatabase):
                 t.c.variant,
                 t.c.model_version,
                 t.c.routing_hash,
-                t.c[SEGMENT].label("slice"),
+                _slice_column(t).label("slice"),
                 t.c.probability,
                 f.c.label,
                 f.c.received_ts,

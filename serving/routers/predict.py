@@ -38,7 +38,7 @@ from serving.snapshot import Deployment, LoadedModel
 router = APIRouter(tags=["predict"])
 
 _NULLABLE = tuple(f.name for f in FEATURES if f.nullable)
-_SLICE_INDEX = FEATURE_NAMES.index(SEGMENT)
+_SLICE_INDEX = None if SEGMENT is None else FEATURE_NAMES.index(SEGMENT)
 
 RequestIdHeader = Annotated[
     str | None,
@@ -75,7 +75,8 @@ def _route(
     groups: dict[Variant, _Group] = {}
     for index, record in enumerate(records):
         values = record.__dict__
-        point = key_hash(values[ENTITY_ID] or request_id)
+        # Without a routing key in the contract, a request's records route by its id.
+        point = key_hash((values[ENTITY_ID] if ENTITY_ID else None) or request_id)
         routed = deployment.route_point(point)
         if routed is None:
             return None
@@ -140,7 +141,7 @@ def _log_failures(
     for variant in failed:
         group = groups[variant]
         for index, row, point in zip(group.indices, group.rows, group.points, strict=True):
-            value = row[_SLICE_INDEX]
+            value = None if _SLICE_INDEX is None else row[_SLICE_INDEX]
             log.log(
                 FailedRecord(
                     now,

@@ -145,17 +145,18 @@ def test_a_broken_contract_fails_where_its_names_are_first_used(tmp_path: Path) 
     assert "'minimum' (0) must be below 'maximum'" in done.stderr
 
 
-def test_a_contract_without_key_or_segment_is_refused_by_this_version(
+def test_a_contract_without_key_or_segment_is_the_process_contract(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The schema allows no entity_id; the platform still needs one and says so (interim)."""
+    """Neither entity_id nor segment is required: the names read None, not an error."""
     data = small()
     del data["entity_id"]
+    data.pop("segment", None)
     monkeypatch.setenv(CONTRACT_ENV, str(write(tmp_path, data)))
     current.cache_clear()
     try:
-        with pytest.raises(ContractError, match="'entity_id' is required by this version"):
-            current()
+        contract = current()
+        assert (contract.entity_id, contract.segment) == (None, None)
     finally:
         monkeypatch.delenv(CONTRACT_ENV)
         current.cache_clear()
