@@ -1,10 +1,12 @@
 """The last served models on local disk, so a restart while MLflow is down still serves.
 
 After every change of what serves, the reconciler writes the models (skops files) and a small
-``deployment.json`` naming them into the cache directory. Every file is written to a temporary
-name and renamed, so a process killed mid-write (or two workers writing at once) never leaves a
-half-written file behind a name. At startup, when the registry cannot be read, the service loads
-the cached deployment and reports that it serves from the cache until the registry answers.
+``deployment.json`` naming them into the cache directory, with the compile check each registry
+model's registration recorded (so a restart serves it through the same inference path). Every
+file is written to a temporary name and renamed, so a process killed mid-write (or two workers
+writing at once) never leaves a half-written file behind a name. At startup, when the registry
+cannot be read, the service loads the cached deployment and reports that it serves from the
+cache until the registry answers.
 
 Only versions the service was allowed to serve are ever cached (the admission check runs
 before a model is installed), and loading trusts exactly the pipeline's types
@@ -24,8 +26,10 @@ from typing import Any
 import skops.io
 
 from interfaces.files import write_atomically
+from pipeline.compiled import CompileCheck
 from pipeline.model_io import load_skops
 from serving.batcher import Predictor
+from serving.inference_path import Recorded, as_loaded
 
 logger = logging.getLogger(__name__)
 
@@ -87,15 +91,22 @@ class ModelCache:
             models: The served models by version.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
+        checks: dict[str, dict[str, str]] = {}
         for version, predictor in models.items():
+            loaded = as_loaded(predictor)
+            model = loaded
+            if isinstance(loaded, Recorded):
+                model = loaded.model
+                checks[str(version)] = loaded.check.tags() if loaded.check else {}
             path = self._model_path(version)
             if not path.exists():
-                write_atomically(path, functools.partial(self._dump, predictor), mode=0o600)
+                write_atomically(path, functools.partial(self._dump, model), mode=0o600)
         text = json.dumps(
             {
                 "champion": deployment.champion,
                 "canary": deployment.canary,
                 "canary_weight": deployment.canary_weight,
+                "compile_checks": checks,
             }
         )
 
@@ -122,12 +133,18 @@ class ModelCache:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             logger.warning("model cache %s is unreadable (%s); ignoring it", self.directory, exc)
             return None
+        checks = raw.get("compile_checks") or {}
         models: dict[int, Predictor] = {}
         for version in (cached.champion, cached.canary):
             if version is None:
                 continue
             try:
-                models[version] = self._load(self._model_path(version))
+                model = self._load(self._model_path(version))
+                record = checks.get(str(version))
+                # A registry model keeps its registration's verdict across a restart.
+                models[version] = (
+                    model if record is None else Recorded(model, CompileCheck.from_tags(record))
+                )
             except Exception as exc:  # a damaged cache must not stop the service starting
                 logger.warning("cached model v%d cannot be loaded (%s); skipping it", version, exc)
         if cached.champion not in models:

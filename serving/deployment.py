@@ -21,11 +21,12 @@ from typing import Protocol
 import mlflow.artifacts
 from mlflow import MlflowClient
 
-from pipeline.model_io import load_model, load_skops
+from pipeline.model_io import load_model, load_skops, read_compile_check
 from registry import EventStore, ModelRegistry, RegistrySettings, registry_from_settings
 from registry import get_settings as get_registry_settings
 from registry.admission import Veto, vet
 from serving.batcher import Predictor
+from serving.inference_path import Recorded
 from serving.settings import ServingSettings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -157,14 +158,17 @@ def load_registered_model(artifact_uri: str, tracking_uri: str) -> Predictor:
     registry would change them for every other MLflow user in the process. So the version's
     own storage URI (:meth:`registry.ModelRegistry.artifact_uri`) is downloaded here with the
     tracking URI given explicitly, and ``load_model`` reads the local copy: the skops format
-    and trusted-type checks stay in one place.
+    and trusted-type checks stay in one place. The model comes back with the compile check its
+    registration recorded (:func:`pipeline.model_io.read_compile_check`), which decides whether
+    it may serve through the compiled path (:mod:`serving.inference_path`).
     """
     with tempfile.TemporaryDirectory(prefix="mlplat-download-") as tmp:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=tracking_uri
         )
-        predictor: Predictor = load_model(local)
-    return predictor
+        model: Predictor = load_model(local)
+        check = read_compile_check(Path(local))
+    return Recorded(model, check)
 
 
 class FileModelSource:

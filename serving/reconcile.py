@@ -2,6 +2,7 @@
 
 Every ``interval_seconds`` (and on ``POST /admin/reload``) the reconciler reads the desired state
 (champion, challenger, canary weight), loads any version it does not hold yet in a worker thread,
+chooses the path its predictions take (compiled or reference: :mod:`serving.inference_path`),
 checks it with one smoke prediction, and installs a new :class:`~serving.snapshot.Deployment`
 in one assignment. Requests in flight finish on the snapshot they started with.
 
@@ -42,6 +43,7 @@ from pipeline.threads import limit_threads
 from serving.batcher import Predictor, positive_probabilities
 from serving.cache import CachedDeployment, ModelCache
 from serving.deployment import ModelSource
+from serving.inference_path import choose_path, path_of
 from serving.metrics import ServingMetrics
 from serving.placement import Target, admit, next_deployment
 from serving.registry_health import RegistryHealth
@@ -78,13 +80,18 @@ class ReconcileResult:
     registry_error: str | None = None
 
 
-def _load_and_check(source: ModelSource, version: int, threads: int) -> Predictor:
+def _load_and_check(source: ModelSource, version: int, threads: int, compiled: bool) -> Predictor:
     with limit_threads(threads):
-        predictor = source.load(version)
+        predictor = choose_path(source.load(version), enabled=compiled)
         (probability,) = positive_probabilities(predictor, [SMOKE_ROW])
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"smoke prediction returned {probability}, not a probability")
+    logger.info("version %d serves through the %s path: %s", version, *path_of(predictor))
     return predictor
+
+
+def _choose_paths(models: dict[int, Predictor], compiled: bool) -> dict[int, Predictor]:
+    return {version: choose_path(m, enabled=compiled) for version, m in models.items()}
 
 
 class Reconciler:
@@ -101,6 +108,8 @@ class Reconciler:
         stale_after_seconds: Age of the last successful poll at which the registry is reported
             stale; default three intervals.
         cache: Where the served models are kept for a restart without the registry.
+        compiled_inference: Serve a model through the compiled path when it qualifies
+            (:func:`serving.inference_path.choose_path`).
     """
 
     def __init__(
@@ -115,6 +124,7 @@ class Reconciler:
         max_canary_weight: float = 1.0,
         stale_after_seconds: float | None = None,
         cache: ModelCache | None = None,
+        compiled_inference: bool = True,
     ) -> None:
         self.source = source
         self.holder = holder
@@ -124,6 +134,7 @@ class Reconciler:
         self.model_threads = model_threads
         self.max_canary_weight = max_canary_weight
         self.cache = cache
+        self.compiled_inference = compiled_inference
         self._health = RegistryHealth(stale_after_seconds or 3 * interval_seconds)
         self._failed: dict[int, LoadFailure] = {}
         self._loading: dict[int, asyncio.Future[Predictor]] = {}
@@ -263,7 +274,13 @@ class Reconciler:
         pending = self._loading.get(version)
         if pending is None:
             pending = asyncio.ensure_future(
-                asyncio.to_thread(_load_and_check, self.source, version, self.model_threads)
+                asyncio.to_thread(
+                    _load_and_check,
+                    self.source,
+                    version,
+                    self.model_threads,
+                    self.compiled_inference,
+                )
             )
             self._loading[version] = pending
             pending.add_done_callback(lambda _: self._loading.pop(version, None))
@@ -338,7 +355,8 @@ class Reconciler:
         found = await asyncio.to_thread(self.cache.read)
         if found is None:
             return False
-        cached, models = found
+        cached, loaded = found
+        models = await asyncio.to_thread(_choose_paths, loaded, self.compiled_inference)
         async with self._lock:
             current = self.holder.current
             if current.ready:

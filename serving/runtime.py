@@ -96,6 +96,7 @@ def _reconciler(
         max_canary_weight=settings.max_canary_weight,
         stale_after_seconds=settings.registry_stale_after_seconds,
         cache=cache,
+        compiled_inference=settings.compiled_inference,
     )
 
 

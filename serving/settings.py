@@ -70,6 +70,9 @@ class ServingSettings(BaseSettings):
             (or stay silent after connecting) before it is closed (``mlplat serve`` only).
         keep_alive_seconds: Idle time after which a keep-alive connection is closed.
         max_validation_errors: Most errors listed in one 422; the rest are counted.
+        compiled_inference: Serve a model through the compiled inference path when its
+            registration and a check at load both found it equal to the reference pipeline
+            (:mod:`serving.inference_path`); off: every model serves through the reference.
     """
 
     model_config = SettingsConfigDict(
@@ -128,6 +131,7 @@ class ServingSettings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0.0, le=600.0)
     keep_alive_seconds: int = Field(default=5, ge=1, le=600)
     max_validation_errors: int = Field(default=20, ge=1, le=1000)
+    compiled_inference: bool = True
 
     @model_validator(mode="after")
     def _refuse_placeholder_token(self) -> ServingSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from serving.inference_path import path_of
 from serving.schemas import DeploymentView, LoadFailureView, ModelView, RefusalView
 from serving.snapshot import Deployment, LoadedModel
 
@@ -9,7 +10,14 @@ from serving.snapshot import Deployment, LoadedModel
 def _model_view(model: LoadedModel | None) -> ModelView | None:
     if model is None:
         return None
-    return ModelView(version=model.version, since=model.since, loaded_at=model.loaded_at)
+    path, reason = path_of(model.predictor)
+    return ModelView(
+        version=model.version,
+        since=model.since,
+        loaded_at=model.loaded_at,
+        inference_path=path,
+        inference_path_reason=reason,
+    )
 
 
 def deployment_view(deployment: Deployment) -> DeploymentView:
