@@ -1,6 +1,8 @@
 """The serving benchmark's in-process measurements: the model alone, and the instrumentation.
 
-Both are immune to a noisy neighbour in a way requests/s is not: ``predict_proba`` time is the
+The model is timed twice: ``predict_proba`` of the reference pipeline, and both inference paths
+(reference and compiled, :mod:`serving.inference_path`) at 1 to 1,000 records per call. All are
+immune to a noisy neighbour in a way requests/s is not: ``predict_proba`` time is the
 floor any endpoint pays per call, and the CPU the metrics and the inference log add per request
 is measured on the exact calls the hot path makes.
 """
@@ -15,15 +17,25 @@ from typing import Any
 
 import skops.io
 
+from benchmarks.report import BenchmarkError
 from features import FEATURE_NAMES
 from pipeline import ModelConfig, fit, generate
+from pipeline.compiled import TOLERANCE, max_difference
 from pipeline.threads import limit_threads
-from serving.batcher import build_frame
+from serving.batcher import RowValues, build_frame
 from serving.inference_log import InferenceLogger, InferenceLogStore, InferenceRecord
+from serving.inference_path import choose_path
 from serving.metrics import create_metrics
 from serving.schemas import EXAMPLE_RECORD
 
-__all__ = ["measure_instrumentation_cpu", "measure_predict_proba", "train_benchmark_model"]
+__all__ = [
+    "PATH_SIZES",
+    "benchmark_rows",
+    "measure_inference_paths",
+    "measure_instrumentation_cpu",
+    "measure_predict_proba",
+    "train_benchmark_model",
+]
 
 
 def train_benchmark_model(path: Path, rows: int = 20_000, seed: int = 0) -> Any:
@@ -31,6 +43,10 @@ def train_benchmark_model(path: Path, rows: int = 20_000, seed: int = 0) -> Any:
     model = fit(generate(rows, seed), ModelConfig())
     skops.io.dump(model, path)
     return model
+
+
+def _median_ms(timings: list[float]) -> float:
+    return statistics.median(timings) * 1000.0
 
 
 def measure_predict_proba(
@@ -54,9 +70,80 @@ def measure_predict_proba(
                 t0 = time.perf_counter()
                 model.predict_proba(frame)
                 timings.append(time.perf_counter() - t0)
-            per_call = statistics.median(timings) * 1000.0
+            per_call = _median_ms(timings)
             figures[str(size)] = {"ms_per_call": per_call, "ms_per_row": per_call / size}
     return figures
+
+
+PATH_SIZES: tuple[int, ...] = (1, 10, 100, 1000)
+"""Records per request at which the two inference paths are timed."""
+
+
+def benchmark_rows(count: int, seed: int) -> list[RowValues]:
+    """``count`` generated records in contract order, ``None`` where a value is missing."""
+    frame = generate(count, seed)[list(FEATURE_NAMES)].astype(object)
+    rows: list[RowValues] = frame.where(frame.notna(), None).to_numpy().tolist()
+    return rows
+
+
+def measure_inference_paths(
+    model: Any,
+    sizes: Sequence[int] = PATH_SIZES,
+    min_seconds: float = 0.5,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """Per-call time of the reference pipeline and the compiled path, per records per request.
+
+    Both paths score the same generated records (nulls included), built into the model input as
+    the service builds it (:func:`serving.batcher.build_frame`), on one thread. Their calls
+    alternate, so a noisy neighbour slows both alike. Before anything is timed, the compiled
+    path must qualify as the service would decide (:func:`serving.inference_path.choose_path`)
+    and score every timed record within :data:`pipeline.compiled.TOLERANCE` of the reference.
+
+    Returns:
+        ``reference`` and ``compiled``: per size, ``ms_per_call`` and ``ms_per_row``;
+        ``speedup`` per size; ``max_difference`` over the timed records and the ``tolerance``.
+
+    Raises:
+        BenchmarkError: The model does not qualify for the compiled path.
+    """
+    served = choose_path(model, enabled=True)
+    if served.compiled is None:
+        raise BenchmarkError(f"the benchmark model has no compiled path: {served.reason}")
+    compiled = served.compiled
+    everything = build_frame(benchmark_rows(max(sizes), seed))
+    difference = max_difference(model, compiled, everything)
+    if not difference <= TOLERANCE:
+        raise BenchmarkError(f"the compiled path differs by {difference:g} (> {TOLERANCE:g})")
+    paths: dict[str, Any] = {"reference": model, "compiled": compiled}
+    figures: dict[str, dict[str, dict[str, float]]] = {name: {} for name in paths}
+    with limit_threads(1):
+        for size in sizes:
+            frame = everything.iloc[:size].reset_index(drop=True)
+            timings: dict[str, list[float]] = {name: [] for name in paths}
+            for predictor in paths.values():
+                predictor.predict_proba(frame)  # warm-up
+            started = time.perf_counter()
+            while len(timings["compiled"]) < 20 or time.perf_counter() - started < min_seconds:
+                for name, predictor in paths.items():
+                    t0 = time.perf_counter()
+                    predictor.predict_proba(frame)
+                    timings[name].append(time.perf_counter() - t0)
+            for name, samples in timings.items():
+                per_call = _median_ms(samples)
+                figures[name][str(size)] = {"ms_per_call": per_call, "ms_per_row": per_call / size}
+    speedup = {
+        str(size): figures["reference"][str(size)]["ms_per_call"]
+        / figures["compiled"][str(size)]["ms_per_call"]
+        for size in sizes
+    }
+    return {
+        **figures,
+        "speedup": speedup,
+        "max_difference": difference,
+        "tolerance": TOLERANCE,
+        "rows": f"generated records (seed {seed}, nulls included), one thread",
+    }
 
 
 def measure_instrumentation_cpu(workdir: Path, requests: int = 20_000) -> float:

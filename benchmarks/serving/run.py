@@ -3,11 +3,14 @@
 Three measurements on this machine, with the same model (trained here from
 :func:`pipeline.data.generate`) and the same single-record request body:
 
-a. **In-process limit** — ``predict_proba`` time per call and per row for 1, 8 and 64 rows.
+a. **In-process limit** — ``predict_proba`` time per call and per row for 1, 8 and 64 rows;
+   and the reference pipeline against the compiled inference path
+   (:mod:`serving.inference_path`) at 1, 10, 100 and 1,000 records per call.
 b. **Naive endpoint** (:func:`benchmarks.serving.apps.naive_app`) — one request, one ``DataFrame``,
    one ``predict_proba``.
 c. **The real service** (:func:`benchmarks.serving.apps.service_app`), with metrics and the
-   inference log on, and again with both off.
+   inference log on, and again with both off; each must serve through the compiled path (its
+   ``/model`` says so, or the benchmark stops).
 
 Each server runs as one uvicorn worker in its own process, pinned to one BLAS/OpenMP thread;
 the load comes from ``wrk`` (one thread, its own process) at each concurrency. Targets are
@@ -37,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from benchmarks.report import (
     BenchmarkError,
     machine,
@@ -53,6 +58,8 @@ from benchmarks.serving.goals import (
     serving_goals,
 )
 from benchmarks.serving.in_process import (
+    PATH_SIZES,
+    measure_inference_paths,
     measure_instrumentation_cpu,
     measure_predict_proba,
     train_benchmark_model,
@@ -69,7 +76,7 @@ from benchmarks.serving.load import (
 from features import FEATURE_NAMES
 from serving.schemas import EXAMPLE_RECORD
 
-__all__ = ["format_table", "run_serving_benchmark"]
+__all__ = ["format_table", "run_serving_benchmark", "served_path"]
 
 TARGETS: dict[str, tuple[str, dict[str, str]]] = {
     "naive": ("benchmarks.serving.apps:naive_app", {}),
@@ -122,6 +129,7 @@ class _Load:
     script: Path
     say: Callable[[str], None]
     servers: dict[str, tuple[str, int]] = field(default_factory=dict)
+    paths: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start(
         self, stack: contextlib.ExitStack, env: dict[str, str], workdir: Path, warmup: float
@@ -135,6 +143,8 @@ class _Load:
                 server(name, factory, target_env, workdir, ready, _request_body())
             )
             self.servers[name] = (base + "/predict", pid)
+            if name != "naive":
+                self.paths[name] = served_path(name, base)
             run_wrk(self.wrk, self.servers[name][0], self.script, 8, warmup)
             wait_until_idle(pid)
 
@@ -178,6 +188,30 @@ class _Load:
                 "(side by side)"
             )
         return pairs
+
+
+def served_path(name: str, base: str, client: httpx.Client | None = None) -> dict[str, str]:
+    """The inference path the service at ``base`` serves its champion through, from ``/model``.
+
+    Args:
+        name: The target's name, for messages.
+        base: The service's base URL.
+        client: The HTTP client to ask with; default a new one.
+
+    Raises:
+        BenchmarkError: It is not the compiled path: the service would be measured on the
+            reference pipeline, and the figures would not describe the service as it runs.
+    """
+    with contextlib.nullcontext(client) if client else httpx.Client(timeout=10) as http:
+        answer = http.get(base + "/model")
+    if answer.status_code != 200:
+        raise BenchmarkError(f"{name}: GET /model answered {answer.status_code}")
+    champion = answer.json()["champion"]
+    path = {"inference_path": champion["inference_path"],
+            "reason": champion["inference_path_reason"]}  # fmt: skip
+    if path["inference_path"] != "compiled":
+        raise BenchmarkError(f"{name} serves through the reference path: {path['reason']}")
+    return path
 
 
 def _server_env(model_path: Path) -> dict[str, str]:
@@ -283,6 +317,8 @@ def _measure(plan: _Plan, wrk: str, say: Callable[[str], None]) -> dict[str, Any
         model = train_benchmark_model(model_path, plan.train_rows, plan.seed)
         say("timing predict_proba and the instrumentation in-process")
         in_process = measure_predict_proba(model)
+        say(f"timing the reference and the compiled path at {', '.join(map(str, PATH_SIZES))} rows")
+        paths = measure_inference_paths(model)
         instrumentation_cpu = measure_instrumentation_cpu(workdir)
         load = _Load(wrk, _wrk_script(workdir), say)
         with contextlib.ExitStack() as stack:
@@ -304,6 +340,8 @@ def _measure(plan: _Plan, wrk: str, say: Callable[[str], None]) -> dict[str, Any
         },
         "settings": plan.settings(wrk),
         "predict_proba": in_process,
+        "inference_paths": paths,
+        "served_paths": load.paths,
         "http": http,
         "goals": serving_goals(http, instrumentation, instrumentation_cpu),
     }
@@ -327,7 +365,40 @@ def format_table(result: dict[str, Any]) -> str:
             for concurrency, figures in by_c.items()
         ],
     )
-    return "\n".join([proba, "", http, "", *_goal_lines(result["goals"])])
+    paths = _paths_table(result)
+    return "\n".join([proba, "", *paths, http, "", *_goal_lines(result["goals"])])
+
+
+def _paths_table(result: dict[str, Any]) -> list[str]:
+    """The two inference paths per records per call, and what each service served through."""
+    paths = result.get("inference_paths")
+    if not paths:
+        return []
+    table = markdown_table(
+        ["rows", "reference ms/call", "compiled ms/call", "speedup", "compiled us/row"],
+        [
+            [
+                size,
+                f"{figures['ms_per_call']:.3f}",
+                f"{paths['compiled'][size]['ms_per_call']:.3f}",
+                f"{paths['speedup'][size]:.1f}x",
+                f"{paths['compiled'][size]['ms_per_row'] * 1000:.1f}",
+            ]
+            for size, figures in paths["reference"].items()
+        ],
+        text_columns=0,
+    )
+    served = ", ".join(
+        f"{name}: {path['inference_path']}" for name, path in result.get("served_paths", {}).items()
+    )
+    lines = [
+        table,
+        f"largest |difference| of the compiled path: {paths['max_difference']:.3g} "
+        f"(tolerance {paths['tolerance']:g})",
+    ]
+    if served:
+        lines.append(f"served through: {served}")
+    return [*lines, ""]
 
 
 def _http_row(name: str, concurrency: str, figures: dict[str, Any]) -> list[object]:
