@@ -24,6 +24,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
+import features
 from ci.deploy import MAX_CANARY_WEIGHT, check_canary_weight, start_canary
 from ci.deploy import promote as promote_version
 from ci.runner import (
@@ -37,6 +38,7 @@ from ci.runner import (
 from interfaces.files import write_text_atomically
 from pipeline import SCENARIOS, ConfigError, ScenarioError, apply_scenario, load_config
 from pipeline import validate as validate_frame
+from pipeline.sizing import size_notes
 from pipeline.table_sources import SourceError
 from registry import DeploymentEvent, InvalidMoveError, MoveNotRecordedError, RegistryError
 
@@ -108,7 +110,8 @@ magnitude_option = click.option(
 )
 config_option = click.option(
     "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None, help="YAML file overriding pipeline/conf/parameters.yml.",
+    default=None, envvar="MLPLAT_PIPELINE_CONFIG",
+    help="YAML file overriding pipeline/conf/parameters.yml. Env: MLPLAT_PIPELINE_CONFIG.",
 )  # fmt: skip
 json_option = click.option(
     "--json",
@@ -170,6 +173,36 @@ def validate(
     else:
         click.echo(report.describe())
     if not report.success:
+        sys.exit(EXIT_GATE_FAILED)
+
+
+@pipeline.command("check-config")
+@data_option
+@query_option
+@seed_option
+@config_option
+@json_option
+@friendly_errors
+def check_config(
+    data: str | None, query: str | None, seed: int, config_path: Path | None, as_json: bool
+) -> None:
+    """Say which gates the data at hand will fail, skip, or judge at noise level.
+
+    Reads the data (--data, or generated) and the configuration (parameters.yml under
+    --config) and prints one line per gate its size affects, e.g. "slice gates skipped: 45
+    holdout rows < 200". `mlplat pipeline run` prints the same lines before it trains.
+    Exits 0, or 3 when validation is bound to fail.
+    """
+    config = load_config(config_path)
+    frame = source_for(data, query, config, seed).load()
+    notes = size_notes(frame, features.current(), config)
+    if as_json:
+        _write_json({"rows": len(frame), "notes": [n.to_dict() for n in notes]}, None)
+    else:
+        click.echo(f"{len(frame):,} rows; {len(notes) or 'no'} size notes")
+        for note in notes:
+            click.echo(f"  [{note.level}] {note.message}")
+    if any(note.level == "fails" for note in notes):
         sys.exit(EXIT_GATE_FAILED)
 
 

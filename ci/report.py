@@ -22,11 +22,14 @@ class ConsoleReporter:
         self._started: dict[str, float] = {}
 
     def __call__(self, stage: str, status: str, detail: str = "") -> None:
-        """Print the transition (running stages only start the clock)."""
+        """Print the transition (running stages only start the clock); a ``note`` is a line."""
         if status == "running":
             self._started[stage] = time.perf_counter()
             return
         if self._quiet:
+            return
+        if status == "note":
+            self._console.print(f" [yellow]![/] {stage:<10}         {detail}")
             return
         elapsed = time.perf_counter() - self._started.pop(stage, time.perf_counter())
         mark = _MARKS.get(status, status)

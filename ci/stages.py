@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 import mlflow
 import pandas as pd
 
+import features
 from interfaces.tags import (
     CODE_VERSION_TAG,
     DATA_DIGEST_TAG,
@@ -37,6 +38,7 @@ from pipeline import (
     log_training_run,
 )
 from pipeline import run as run_steps
+from pipeline.sizing import size_notes
 from pipeline.tracking import mlflow_store, quiet_git_probe
 from registry import InvalidMoveError, ModelRegistry, RegistryError
 
@@ -93,6 +95,7 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     gate: dict[str, Any] | None = None
     validation: dict[str, Any] | None = None
+    size_notes: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -135,7 +138,8 @@ def run_pipeline(
         tracking_uri: The MLflow store that receives the run (and resolves the champion's
             ``models:/`` URI); set for this call only (:func:`pipeline.tracking.mlflow_store`).
         experiment_id: MLflow experiment in that store that receives the run.
-        on_stage: Progress callback ``(stage, status, detail)``.
+        on_stage: Progress callback ``(stage, status, detail)``; before training, each size
+            note (:mod:`pipeline.sizing`) arrives as ``("size", "note", message)``.
 
     Returns:
         The run summary; ``summary.ok`` is false when a gate stopped the run.
@@ -144,6 +148,9 @@ def run_pipeline(
     report("data", "running", "")
     frame = data.load()
     report("data", "passed", f"{len(frame):,} rows {data.description}")
+    notes = size_notes(frame, features.current(), config)
+    for note in notes:
+        report("size", "note", note.message)
     if request.scenario is None:
         unchanged = _unchanged_snapshot(request, frame, registry)
         if unchanged is not None:
@@ -157,7 +164,9 @@ def run_pipeline(
         result = trained.result
         # The digest of the data as validated: a scenario that changes the inputs is new data.
         digest = dataset_digest(result.data if result.data is not None else frame)
-        summary = _judged(request, trained, digest)
+        summary = replace(
+            _judged(request, trained, digest), size_notes=[n.to_dict() for n in notes]
+        )
         if not summary.ok or trained.model_uri is None:
             return summary
         report("register", "running", "")

@@ -1,12 +1,15 @@
 """The one typed configuration of the training pipeline.
 
-Defaults live twice on purpose: in these models (so code and tests need no file) and in
-``pipeline/conf/parameters.yml`` (so a reader sees every knob in one place); a unit test keeps the
-two identical. A user file is merged over ``parameters.yml``, so it only needs the keys it changes.
+The defaults live in one place, ``pipeline/conf/parameters.yml``: these models hold the types and
+the rules, and each field's default is that file's value (read once, on first use), so
+``GateConfig(min_auc=0.8)`` keeps every other threshold of the file. A user file is merged over
+``parameters.yml``, so it only needs the keys it changes.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,28 @@ class ConfigError(ValueError):
     """A configuration file is unreadable or a value breaks a rule; the message names the field."""
 
 
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return _read_yaml(DEFAULTS_PATH)
+
+
+def _default(*path: str) -> Callable[[], Any]:
+    """A default factory reading ``parameters.yml`` at ``path`` (e.g. ``"gates", "min_auc"``)."""
+
+    def read() -> Any:
+        value: Any = _defaults()
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                raise ConfigError(f"{DEFAULTS_PATH}: no default for {'.'.join(path)}")
+            value = value[key]
+        return value
+
+    return read
+
+
 class _Section(BaseModel):
     # Unknown keys are typos until proven otherwise: refuse them by name.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class DataConfig(_Section):
@@ -35,9 +57,11 @@ class DataConfig(_Section):
         seed: Seed of the generator, the split and the scenarios.
     """
 
-    n_rows: int = Field(default=20_000, ge=100, le=2_000_000)
-    holdout_fraction: float = Field(default=0.25, gt=0.0, lt=0.9)
-    seed: int = Field(default=42, ge=0)
+    n_rows: int = Field(default_factory=_default("data", "n_rows"), ge=100, le=2_000_000)
+    holdout_fraction: float = Field(
+        default_factory=_default("data", "holdout_fraction"), gt=0.0, lt=0.9
+    )
+    seed: int = Field(default_factory=_default("data", "seed"), ge=0)
 
 
 class ModelConfig(_Section):
@@ -57,16 +81,18 @@ class ModelConfig(_Section):
             avoids threads busy-waiting on a shared machine (see :mod:`pipeline.threads`).
     """
 
-    learning_rate: float = Field(default=0.08, gt=0.0, le=1.0)
-    max_iter: int = Field(default=300, ge=1, le=5_000)
-    max_leaf_nodes: int = Field(default=15, ge=2, le=1_024)
-    min_samples_leaf: int = Field(default=40, ge=1)
-    l2_regularization: float = Field(default=1.0, ge=0.0)
-    early_stopping: bool = True
-    validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
-    n_iter_no_change: int = Field(default=15, ge=1)
-    random_state: int = Field(default=0, ge=0)
-    threads: int | None = Field(default=1, ge=1)
+    learning_rate: float = Field(default_factory=_default("model", "learning_rate"), gt=0.0, le=1.0)
+    max_iter: int = Field(default_factory=_default("model", "max_iter"), ge=1, le=5_000)
+    max_leaf_nodes: int = Field(default_factory=_default("model", "max_leaf_nodes"), ge=2, le=1_024)
+    min_samples_leaf: int = Field(default_factory=_default("model", "min_samples_leaf"), ge=1)
+    l2_regularization: float = Field(default_factory=_default("model", "l2_regularization"), ge=0.0)
+    early_stopping: bool = Field(default_factory=_default("model", "early_stopping"))
+    validation_fraction: float = Field(
+        default_factory=_default("model", "validation_fraction"), gt=0.0, lt=0.5
+    )
+    n_iter_no_change: int = Field(default_factory=_default("model", "n_iter_no_change"), ge=1)
+    random_state: int = Field(default_factory=_default("model", "random_state"), ge=0)
+    threads: int | None = Field(default_factory=_default("model", "threads"), ge=1)
 
 
 class ValidationConfig(_Section):
@@ -79,10 +105,14 @@ class ValidationConfig(_Section):
         max_default_rate: Highest plausible share of defaults.
     """
 
-    min_rows: int = Field(default=1_000, ge=1)
-    max_rows: int = Field(default=5_000_000, ge=1)
-    min_default_rate: float = Field(default=0.02, ge=0.0, le=1.0)
-    max_default_rate: float = Field(default=0.50, ge=0.0, le=1.0)
+    min_rows: int = Field(default_factory=_default("validation", "min_rows"), ge=1)
+    max_rows: int = Field(default_factory=_default("validation", "max_rows"), ge=1)
+    min_default_rate: float = Field(
+        default_factory=_default("validation", "min_default_rate"), ge=0.0, le=1.0
+    )
+    max_default_rate: float = Field(
+        default_factory=_default("validation", "max_default_rate"), ge=0.0, le=1.0
+    )
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> ValidationConfig:
@@ -103,10 +133,18 @@ class EvaluationConfig(_Section):
         behaviour_sample_rows: Holdout rows perturbed by the behavioural checks.
     """
 
-    calibration_bins: int = Field(default=10, ge=2, le=100)
-    latency_batch_rows: int = Field(default=1_000, ge=1)
-    latency_repeats: int = Field(default=5, ge=1, le=100)
-    behaviour_sample_rows: int = Field(default=1_000, ge=50)
+    calibration_bins: int = Field(
+        default_factory=_default("evaluation", "calibration_bins"), ge=2, le=100
+    )
+    latency_batch_rows: int = Field(
+        default_factory=_default("evaluation", "latency_batch_rows"), ge=1
+    )
+    latency_repeats: int = Field(
+        default_factory=_default("evaluation", "latency_repeats"), ge=1, le=100
+    )
+    behaviour_sample_rows: int = Field(
+        default_factory=_default("evaluation", "behaviour_sample_rows"), ge=50
+    )
 
 
 class GateConfig(_Section):
@@ -127,18 +165,24 @@ class GateConfig(_Section):
         bootstrap_seed: Seed of the bootstrap, so a verdict can be reproduced.
     """
 
-    min_auc: float = Field(default=0.72, ge=0.0, le=1.0)
-    max_log_loss: float = Field(default=0.40, gt=0.0)
-    max_brier: float = Field(default=0.12, gt=0.0, le=1.0)
-    max_ece: float = Field(default=0.05, gt=0.0, le=1.0)
-    auc_margin: float = Field(default=0.01, ge=0.0, le=1.0)
-    slice_auc_margin: float = Field(default=0.03, ge=0.0, le=1.0)
-    min_slice_rows: int = Field(default=200, ge=1)
-    bootstrap_resamples: int = Field(default=1_000, ge=100, le=100_000)
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
-    latency_budget_ms_per_row: float = Field(default=0.2, gt=0.0)
-    size_budget_bytes: int = Field(default=2_000_000, gt=0)
-    bootstrap_seed: int = Field(default=0, ge=0)
+    min_auc: float = Field(default_factory=_default("gates", "min_auc"), ge=0.0, le=1.0)
+    max_log_loss: float = Field(default_factory=_default("gates", "max_log_loss"), gt=0.0)
+    max_brier: float = Field(default_factory=_default("gates", "max_brier"), gt=0.0, le=1.0)
+    max_ece: float = Field(default_factory=_default("gates", "max_ece"), gt=0.0, le=1.0)
+    auc_margin: float = Field(default_factory=_default("gates", "auc_margin"), ge=0.0, le=1.0)
+    slice_auc_margin: float = Field(
+        default_factory=_default("gates", "slice_auc_margin"), ge=0.0, le=1.0
+    )
+    min_slice_rows: int = Field(default_factory=_default("gates", "min_slice_rows"), ge=1)
+    bootstrap_resamples: int = Field(
+        default_factory=_default("gates", "bootstrap_resamples"), ge=100, le=100_000
+    )
+    confidence: float = Field(default_factory=_default("gates", "confidence"), gt=0.5, lt=1.0)
+    latency_budget_ms_per_row: float = Field(
+        default_factory=_default("gates", "latency_budget_ms_per_row"), gt=0.0
+    )
+    size_budget_bytes: int = Field(default_factory=_default("gates", "size_budget_bytes"), gt=0)
+    bootstrap_seed: int = Field(default_factory=_default("gates", "bootstrap_seed"), ge=0)
 
 
 class PipelineConfig(_Section):
@@ -153,12 +197,12 @@ class PipelineConfig(_Section):
         reference_sample_rows: Training rows logged as the monitoring reference.
     """
 
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    validation: ValidationConfig = ValidationConfig()
-    evaluation: EvaluationConfig = EvaluationConfig()
-    gates: GateConfig = GateConfig()
-    reference_sample_rows: int = Field(default=2_000, ge=10)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    gates: GateConfig = Field(default_factory=GateConfig)
+    reference_sample_rows: int = Field(default_factory=_default("reference_sample_rows"), ge=10)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -17,9 +17,22 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_checked_in_parameters_equal_the_model_defaults() -> None:
-    """parameters.yml documents the defaults: it must not drift from the pydantic models."""
+    """parameters.yml holds a default for every field and no key the models lack."""
     on_disk = yaml.safe_load(DEFAULTS_PATH.read_text(encoding="utf-8"))
     assert on_disk == PipelineConfig().model_dump()
+
+
+def test_no_default_is_repeated_in_the_code() -> None:
+    """Every field's default is read from parameters.yml: the models hold no literal default."""
+    sections = [PipelineConfig, *(f.annotation for f in PipelineConfig.model_fields.values())]
+    literal = [
+        f"{model.__name__}.{name}"
+        for model in sections
+        if isinstance(model, type) and issubclass(model, PipelineConfig.__base__)
+        for name, field in model.model_fields.items()
+        if field.default_factory is None
+    ]
+    assert literal == []
 
 
 def test_loads_the_defaults_without_a_file() -> None:
