@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -221,6 +222,20 @@ def test_probes_docs_and_a_prediction_over_http(service: Service) -> None:
     assert answer.status_code == 200
     assert answer.json()["request_id"] == "it-probe-1"
     assert answer.json()["predictions"][0]["model_version"] in service.deployed.good
+
+
+def test_the_champion_serves_through_the_compiled_path_its_registration_checked(
+    service: Service,
+) -> None:
+    """The verdict logged with the model travels through MLflow's artifacts to /model."""
+    champion = httpx.get(f"{service.url}/model").json()["champion"]
+    assert champion["inference_path"] == "compiled"
+    measured = r"max \|difference\| \S+ on \d+ rows \(tolerance 1e-09\)"
+    assert re.fullmatch(
+        f"checked on load: {measured}; registration: {measured}",
+        champion["inference_path_reason"],
+    )
+    assert "on 5 rows" in champion["inference_path_reason"]  # the 5 logged example rows
 
 
 def test_every_scrape_shows_the_totals_of_both_workers(service: Service) -> None:
