@@ -60,6 +60,20 @@ class _Classifier(Protocol):
     def predict_proba(self, rows: Any) -> Any: ...
 
 
+def _floats(column: pd.Series) -> Matrix:
+    """A column as float64 with NaN for missing values, at the cheapest path its dtype allows.
+
+    Column by column, and ``na_value`` only where the dtype needs it (object, pandas' nullable
+    types): selecting the block as a DataFrame, or passing ``na_value`` to a float column, costs
+    several times the arithmetic on one row (~250 µs against ~30 µs for ten columns).
+    """
+    if column.dtype.kind in "fiub":
+        values: Matrix = column.to_numpy(dtype=np.float64)
+    else:
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values
+
+
 @dataclass(frozen=True)
 class _NumericBlock:
     columns: tuple[str, ...]
@@ -69,7 +83,7 @@ class _NumericBlock:
     scale: Matrix | None
 
     def transform(self, frame: pd.DataFrame) -> Matrix:
-        values = frame[list(self.columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+        values = np.column_stack([_floats(frame[c]) for c in self.columns])
         missing = np.isnan(values)
         out = np.where(missing, self.fill, values)
         if self.indicators:

@@ -92,3 +92,12 @@ def test_a_supported_other_pipeline_compiles_too() -> None:
     model = small_pipeline(pre)
     rows = generate(200, 6)[["age", "credit_score", "segment"]]
     assert max_difference(model, compile_pipeline(model), rows) < 1e-12
+
+
+def test_object_and_nullable_numeric_columns_score_like_float_ones(model: Pipeline) -> None:
+    """None in an object column and pandas' Int64 are read as the reference reads them."""
+    rows = awkward_rows()
+    odd = rows.astype({"debt_to_income": object, "age": "Int64"})
+    odd.loc[:10, "debt_to_income"] = None
+    assert odd["debt_to_income"].dtype == object
+    assert max_difference(model, compile_pipeline(model), odd) < 1e-12
