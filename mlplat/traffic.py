@@ -1,10 +1,12 @@
 """``mlplat traffic``: realistic load with delayed labels against a running inference service.
 
-The generator replays rows of the seeded credit-default world (:func:`pipeline.generate`),
+The generator replays rows of the seeded credit-default world (:func:`pipeline.generate`), or
+rows drawn (seeded, with replacement) from your own labelled file or query (``--data``),
 optionally through a named scenario (``serving-skew``, ``covariate-shift``…), at a fixed request
 rate (open loop: a slow server does not slow the arrivals down, as with real users), one record
-per request with its ``customer_id`` as routing key. For a share of the requests it sends the true
-label to ``POST /feedback`` after a delay, which is how loan outcomes arrive in real life — late.
+per request with the contract's routing key, if it names one. For a share of the requests it
+sends the true label to ``POST /feedback`` after a delay, which is how outcomes (a loan's
+default, say) arrive in real life — late.
 
 It is used by the closed-loop demo, by the docker-compose stack's traffic service and by tests.
 Every run is bounded by a duration and a request count, and stops by itself.
@@ -40,6 +42,9 @@ class TrafficPlan:
         scenario: Named scenario applied to the rows (serving side), if any.
         magnitude: The scenario's magnitude (its default when ``None``).
         seed: Seed of the rows (a different seed than training: these are new customers).
+        data: Your labelled rows (a CSV/Parquet path or a SQLAlchemy URL) to draw requests
+            from instead of the credit generator.
+        query: The SELECT to run when ``data`` is a database URL.
         label_delay_s: Seconds between a prediction and its label.
         label_fraction: Share of predictions whose label ever arrives.
         concurrency: Most requests in flight at once.
@@ -53,6 +58,8 @@ class TrafficPlan:
     scenario: str | None = None
     magnitude: float | None = None
     seed: int = 1_000
+    data: str | None = None
+    query: str | None = None
     label_delay_s: float = 2.0
     label_fraction: float = 1.0
     concurrency: int = 32
@@ -102,12 +109,26 @@ class TrafficStats:
 
 
 def traffic_rows(
-    n_rows: int, seed: int, scenario: str | None, magnitude: float | None
+    n_rows: int,
+    seed: int,
+    scenario: str | None,
+    magnitude: float | None,
+    data: str | None = None,
+    query: str | None = None,
 ) -> pd.DataFrame:
-    """The rows to replay: new customers from the same world, through ``scenario`` if given."""
-    from pipeline import apply_scenario, generate
+    """The rows to replay, through ``scenario`` if given.
 
-    frame = generate(n_rows, seed)
+    New customers from the credit world, or ``n_rows`` rows drawn with replacement (seeded)
+    from the labelled rows ``data`` names (:func:`pipeline.table_sources.open_source`).
+    """
+    import features
+    from pipeline import apply_scenario
+    from pipeline.table_sources import open_source
+
+    source = open_source(data, query, features.current(), n_rows=n_rows, seed=seed)
+    frame = source.load()
+    if data is not None:
+        frame = frame.sample(n_rows, replace=True, random_state=seed).reset_index(drop=True)
     if scenario:
         frame = apply_scenario(frame, scenario, magnitude, seed=seed)
     return frame
@@ -140,7 +161,9 @@ async def run_traffic(plan: TrafficPlan, client: httpx.AsyncClient) -> TrafficSt
         client: The HTTP client (its ``base_url`` is ignored; ``plan.url`` is used).
     """
     total = min(plan.max_requests, math.ceil(plan.rate * plan.duration_s))
-    rows = _records(traffic_rows(max(total, 1), plan.seed, plan.scenario, plan.magnitude))
+    rows = _records(
+        traffic_rows(max(total, 1), plan.seed, plan.scenario, plan.magnitude, plan.data, plan.query)
+    )
     rng = np.random.default_rng(plan.seed)
     labelled = rng.random(total) < plan.label_fraction
     stats = TrafficStats()
@@ -246,6 +269,12 @@ def run(plan: TrafficPlan) -> TrafficStats:
 @click.option("--magnitude", type=float, default=None)
 @click.option("--seed", type=click.IntRange(min=0), default=1_000, show_default=True)
 @click.option(
+    "--data", metavar="PATH|URL", envvar="MLPLAT_DATA", default=None,
+    help="Draw requests from your labelled rows (.csv/.parquet or a SQLAlchemy URL with "
+    "--query) instead of the credit generator. Env: MLPLAT_DATA.",
+)  # fmt: skip
+@click.option("--query", metavar="SQL", envvar="MLPLAT_QUERY", default=None)
+@click.option(
     "--label-delay",
     "label_delay_s",
     type=click.FloatRange(min=0),
@@ -263,7 +292,7 @@ def run(plan: TrafficPlan) -> TrafficStats:
 @click.option("--concurrency", type=click.IntRange(1, 1024), default=32, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 def traffic(as_json: bool, **options: Any) -> None:
-    """Send generated loan applications to a running service, then their labels, late."""
+    """Send requests (generated, or drawn from --data) to a running service, then labels, late."""
     from pipeline import ScenarioError
 
     try:

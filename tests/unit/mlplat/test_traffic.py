@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from pathlib import Path
 
 import httpx
 import pytest
@@ -119,3 +120,18 @@ def test_invalid_plans_name_the_field(field: str, value: float) -> None:
     """A bad plan is refused with a message naming the field."""
     with pytest.raises(ValueError, match=field):
         TrafficPlan(url="http://svc", **{field: value})
+
+
+def test_traffic_rows_draw_from_the_users_file(tmp_path: Path) -> None:
+    """With --data the requests are rows of that file, drawn with replacement, seeded."""
+    from pipeline import generate
+
+    source = generate(40, seed=5)
+    path = tmp_path / "rows.csv"
+    source.to_csv(path, index=False)
+    rows = traffic_rows(100, 3, None, None, data=str(path))
+    assert len(rows) == 100
+    known = set(source["annual_income"].round(6))
+    assert set(rows["annual_income"].round(6)) <= known
+    again = traffic_rows(100, 3, None, None, data=str(path))
+    assert rows.equals(again)
