@@ -25,7 +25,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy.special import expit
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -112,6 +114,89 @@ class _OneHotBlock:
         return out
 
 
+TREE_CELLS = 4096
+"""Largest rows x trees a call walks in numpy (:class:`_Trees`); larger calls go to the
+classifier's own compiled loop. One walk costs a few numpy operations per tree level for all
+rows and trees at once, where scikit-learn pays ~6 µs per tree per call: on the benchmark model
+(92 trees, depth 11) 1 row takes 0.07 ms against 0.58, 32 rows 0.41 against 0.62, and the two
+cross near 60 rows (~5,500 cells); 1,000 rows take 9.8 ms against 4.6."""
+
+Indices = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class _Trees:
+    """A binary ``HistGradientBoostingClassifier``'s trees as flat arrays, walked level by level.
+
+    Every node of every tree is one entry; a leaf points at itself, so walking every row down
+    every tree for ``depth`` levels lands each on its leaf. The leaf values are summed in tree
+    order after the baseline, as scikit-learn sums them, and turned into a probability by the
+    same logistic function: the result is identical, not merely close.
+    """
+
+    roots: Indices
+    feature: Indices
+    threshold: Matrix
+    missing_left: npt.NDArray[np.bool_]
+    left: Indices
+    right: Indices
+    value: Matrix
+    depth: int
+    baseline: float
+
+    @classmethod
+    def of(cls, classifier: Any) -> _Trees | None:
+        """The classifier's trees, or ``None`` when it is not a model this walk reproduces."""
+        if not isinstance(classifier, HistGradientBoostingClassifier):
+            return None
+        try:
+            if classifier.n_trees_per_iteration_ != 1 or type(classifier._loss).__name__ != (
+                "HalfBinomialLoss"
+            ):
+                return None
+            trees = [iteration[0].nodes for iteration in classifier._predictors]
+            baseline = float(np.asarray(classifier._baseline_prediction).reshape(-1)[0])
+        except (AttributeError, IndexError, TypeError):  # another scikit-learn's internals
+            return None
+        nodes = np.concatenate(trees)
+        if not len(trees) or nodes["is_categorical"].any():
+            return None
+        sizes = [len(tree) for tree in trees]
+        roots = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
+        offset = np.repeat(roots, sizes)
+        leaf = nodes["is_leaf"].astype(bool)
+        here = np.arange(len(nodes), dtype=np.intp)
+        return cls(
+            roots=roots,
+            feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.intp),
+            threshold=nodes["num_threshold"].astype(np.float64),
+            missing_left=nodes["missing_go_to_left"].astype(bool),
+            left=np.where(leaf, here, nodes["left"].astype(np.intp) + offset),
+            right=np.where(leaf, here, nodes["right"].astype(np.intp) + offset),
+            value=nodes["value"].astype(np.float64),
+            depth=int(nodes["depth"].max()),
+            baseline=baseline,
+        )
+
+    @property
+    def count(self) -> int:
+        """Number of trees."""
+        return len(self.roots)
+
+    def predict_proba(self, features: Matrix) -> Matrix:
+        """Class probabilities of ``features`` (the classifier's input), as the classifier's."""
+        n = len(features)
+        node = np.broadcast_to(self.roots, (n, self.count))
+        rows = np.arange(n)[:, None]
+        for _ in range(self.depth):
+            x = features[rows, self.feature[node]]
+            go_left = np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
+            node = np.where(go_left, self.left[node], self.right[node])
+        leaves = np.concatenate([np.full((n, 1), self.baseline), self.value[node]], axis=1)
+        positive = expit(np.cumsum(leaves, axis=1)[:, -1])  # cumsum: scikit-learn's order
+        return np.column_stack([1.0 - positive, positive])
+
+
 @dataclass(frozen=True)
 class CompiledModel:
     """``predict_proba`` of a fitted pipeline, with its preprocessing replayed in numpy.
@@ -119,10 +204,18 @@ class CompiledModel:
     Attributes:
         blocks: The column blocks, in the order the fitted ColumnTransformer concatenates them.
         classifier: The pipeline's fitted final estimator.
+        trees: The classifier's trees as arrays, for calls of at most :data:`TREE_CELLS`
+            rows x trees; ``None`` when the classifier is not one :class:`_Trees` reproduces.
     """
 
     blocks: tuple[_NumericBlock | _OneHotBlock, ...]
     classifier: _Classifier
+    trees: _Trees | None = None
+
+    @property
+    def small_call_rows(self) -> int | None:
+        """Most rows a call scores through :attr:`trees`; ``None``: always the classifier."""
+        return None if self.trees is None else max(1, TREE_CELLS // self.trees.count)
 
     def transform(self, frame: pd.DataFrame) -> Matrix:
         """The classifier's input for ``frame`` (same values as the fitted ColumnTransformer's)."""
@@ -130,7 +223,11 @@ class CompiledModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
         """Class probabilities for ``frame``'s rows, as the reference pipeline gives them."""
-        return np.asarray(self.classifier.predict_proba(self.transform(frame)), dtype=np.float64)
+        features = self.transform(frame)
+        limit = self.small_call_rows
+        if self.trees is not None and limit is not None and len(features) <= limit:
+            return self.trees.predict_proba(features)
+        return np.asarray(self.classifier.predict_proba(features), dtype=np.float64)
 
 
 def _numeric(name: str, steps: Sequence[Any], columns: Sequence[str]) -> _NumericBlock:
@@ -204,7 +301,7 @@ def compile_pipeline(model: Pipeline) -> CompiledModel:
             raise NotCompilableError(
                 f"block {name!r}: {type(transformer).__name__} is not supported"
             )
-    return CompiledModel(tuple(blocks), classifier)
+    return CompiledModel(tuple(blocks), classifier, _Trees.of(classifier))
 
 
 @dataclass(frozen=True)
@@ -264,4 +361,12 @@ def max_difference(model: Pipeline, compiled: CompiledModel, rows: pd.DataFrame)
     if len(rows) == 0:
         return 0.0
     reference = np.asarray(model.predict_proba(rows), dtype=np.float64)
-    return float(np.max(np.abs(reference - compiled.predict_proba(rows))))
+    scored = [compiled.predict_proba(rows)]
+    step = compiled.small_call_rows
+    if step is not None and step < len(rows):
+        # Small calls take the other route (the trees as arrays): check it on every row too.
+        pieces = [
+            compiled.predict_proba(rows.iloc[i : i + step]) for i in range(0, len(rows), step)
+        ]
+        scored.append(np.vstack(pieces))
+    return float(max(np.max(np.abs(reference - s)) for s in scored))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from features import FEATURE_NAMES
-from pipeline.compiled import NotCompilableError, compile_pipeline, max_difference
+from pipeline.compiled import TREE_CELLS, NotCompilableError, compile_pipeline, max_difference
 from pipeline.config import ModelConfig
 from pipeline.data import generate
 from pipeline.train import fit
@@ -101,3 +103,43 @@ def test_object_and_nullable_numeric_columns_score_like_float_ones(model: Pipeli
     odd.loc[:10, "debt_to_income"] = None
     assert odd["debt_to_income"].dtype == object
     assert max_difference(model, compile_pipeline(model), odd) < 1e-12
+
+
+def test_small_calls_walk_the_trees_as_arrays_and_score_exactly_as_the_classifier(
+    model: Pipeline,
+) -> None:
+    """Calls up to small_call_rows take the array walk; their scores equal scikit-learn's."""
+    compiled = compile_pipeline(model)
+    assert compiled.trees is not None
+    step = compiled.small_call_rows
+    assert step is not None
+    assert step == max(1, TREE_CELLS // compiled.trees.count)
+    rows = awkward_rows()
+    reference = model.predict_proba(rows)
+    walked = np.vstack([compiled.predict_proba(rows.iloc[[i]]) for i in range(0, 400, 7)])
+    assert np.max(np.abs(walked - reference[::7])) <= 1e-15
+    batch = compiled.predict_proba(rows.iloc[:step])
+    assert np.max(np.abs(batch - reference[:step])) <= 1e-15
+
+
+def test_max_difference_checks_the_small_call_route_even_on_a_large_frame(
+    model: Pipeline,
+) -> None:
+    """A fault only in the array walk is caught although the whole frame takes the other route."""
+    compiled = compile_pipeline(model)
+    assert compiled.trees is not None
+    broken_trees = dataclasses.replace(compiled.trees, baseline=compiled.trees.baseline + 0.01)
+    broken = dataclasses.replace(compiled, trees=broken_trees)
+    rows = awkward_rows()
+    assert compiled.small_call_rows is not None
+    assert len(rows) > compiled.small_call_rows
+    assert max_difference(model, compiled, rows) < 1e-12
+    assert max_difference(model, broken, rows) > 1e-4
+
+
+def test_a_classifier_without_trees_is_always_called_as_fitted() -> None:
+    """A logistic regression has no array walk: every call goes to the classifier itself."""
+    pre = ColumnTransformer([("num", StandardScaler(), ["age", "credit_score"])])
+    compiled = compile_pipeline(small_pipeline(pre, ["age", "credit_score"]))
+    assert compiled.trees is None
+    assert compiled.small_call_rows is None
