@@ -318,6 +318,20 @@ _ALL = (
     ),
 )
 
+_RISK_MODEL_INPUTS = (
+    "age", "annual_income", "credit_score", "debt_to_income", "delinquencies_2y",
+    "employment_years", "interest_rate", "loan_amount", "segment", "loan_purpose",
+    "home_ownership",
+)  # fmt: skip
+"""The credit columns :func:`pipeline.data.default_probability` reads (to relabel rows)."""
+
+
+def _reads(scenario: Scenario) -> tuple[str, ...]:
+    """The columns a scenario needs: those it changes, and the risk model's when it relabels."""
+    relabels = scenario.apply in (_covariate_shift, _concept_drift)
+    return (*scenario.affects, *(_RISK_MODEL_INPUTS if relabels else ()))
+
+
 SCENARIOS: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in _ALL})
 """Every scenario by name."""
 
@@ -374,8 +388,16 @@ def apply_scenario(
     Raises:
         UnknownScenarioError: ``name`` is not a scenario.
         InvalidMagnitudeError: ``magnitude`` is out of range.
-        ScenarioError: The frame lacks what the scenario needs (e.g. labels).
+        ScenarioError: The frame lacks what the scenario needs (labels, or the credit column
+            it changes).
     """
     scenario = get_scenario(name)
     value = resolve_magnitude(scenario, magnitude)
+    missing = [c for c in _reads(scenario) if c != TARGET and c not in df.columns]
+    if missing:
+        generic = ", ".join(s.name for s in _ALL if not set(_reads(s)) - {TARGET})
+        raise ScenarioError(
+            f"{name} needs {', '.join(missing[:3])}: columns of the credit example this data "
+            f"lacks; on other data only {generic} apply for now"
+        )
     return scenario.apply(df, value, np.random.default_rng(seed))

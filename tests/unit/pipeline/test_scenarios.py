@@ -272,3 +272,18 @@ def test_the_coupling_draws_from_the_new_probabilities_and_changes_few_labels() 
     assert lowered.mean() == pytest.approx(0.1, abs=0.005)
     assert not ((labels == 1) & (raised == 0)).any()  # rising risk never clears a default
     assert not ((labels == 0) & (lowered == 1)).any()  # falling risk never adds one
+
+
+@pytest.mark.parametrize("name", ["null-spike", "concept-drift", "covariate-shift"])
+def test_a_credit_scenario_on_other_data_is_refused_by_name(frame: pd.DataFrame, name: str) -> None:
+    """Rows without the credit columns a scenario needs get a ScenarioError, not a KeyError."""
+    other = frame[["age", TARGET]]
+    with pytest.raises(ScenarioError, match="only prior-shift, label-noise apply"):
+        apply_scenario(other, name, seed=0)
+
+
+def test_label_scenarios_apply_to_any_data(frame: pd.DataFrame) -> None:
+    """label-noise and prior-shift need nothing but the label: they run on any columns."""
+    other = frame[["age", TARGET]]
+    noisy = apply_scenario(other, "label-noise", 0.1, seed=0)
+    assert (noisy[TARGET] != other[TARGET]).sum() == round(0.1 * len(other))
