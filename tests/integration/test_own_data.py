@@ -5,9 +5,11 @@ inside the package, nothing is downloaded) is written to a CSV, and then, as a u
 the real CLI in subprocesses with a temporary ``MLPLAT_*`` environment: ``mlplat init`` drafts its
 contract, ``mlplat pipeline check-config`` says what 569 rows do to the gates, ``mlplat pipeline
 run --data`` registers a champion in a temporary SQLite MLflow store (and refuses to register the
-same snapshot twice), a second snapshot becomes challenger and takes a canary, and ``mlplat
-serve`` answers ``/predict`` for the contract's example record from both variants. The contract
-names neither a routing key nor a slice column, so this also pins that both are optional.
+same snapshot twice), a second snapshot becomes challenger and takes a canary, ``mlplat serve``
+answers ``/predict`` for the contract's example record from both variants, and ``mlplat traffic
+--data`` replays the CSV's rows, labels included, while ``mlplat monitor`` judges the canary.
+The contract names neither a routing key nor a slice column, so this also pins that both are
+optional.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Walkthrough:
     env: dict[str, str]
     steps: dict[str, Done]
     answers: list[dict[str, Any]]
+    verdict: dict[str, Any]
 
 
 def mlplat(env: dict[str, str], cwd: Path, *args: str) -> Done:
@@ -79,42 +82,85 @@ def mlplat(env: dict[str, str], cwd: Path, *args: str) -> Done:
     return Done(done.returncode, done.stdout, done.stderr)
 
 
-def serve_and_predict(
-    env: dict[str, str], home: Path, record: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """Start ``mlplat serve``, POST the record until both variants have answered, stop it."""
-    port = free_port()
-    log = (home / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlplat", "serve", "--port", str(port)],
-        env={**env, "MLPLAT_SERVING_ENVIRONMENT": "dev"},
-        cwd=home,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    answers: list[dict[str, Any]] = []
-    url = f"http://127.0.0.1:{port}"
+def start(env: dict[str, str], home: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``mlplat ARGS`` in the background, its output in ``<name>.log``."""
+    with (home / f"{name}.log").open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mlplat", *args],
+            env=env,
+            cwd=home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a background command and reap it."""
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def alive(process: subprocess.Popen[bytes], home: Path, name: str) -> None:
+    """Wait one poll interval; fail with the log's tail if the process died meanwhile."""
     try:
-        deadline = time.monotonic() + SERVE_DEADLINE_S
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.post(f"{url}/predict", json={"records": [record]}, timeout=5)
-            except httpx.TransportError:
-                response = None
-            if response is not None and response.status_code == 200:
-                answers.append(response.json())
-                if {a["predictions"][0]["variant"] for a in answers} == {"champion", "canary"}:
-                    break
-            try:
-                process.wait(timeout=0.2)  # the poll interval; returns at once if it died
-            except subprocess.TimeoutExpired:
-                continue
-            pytest.fail(f"mlplat serve exited:\n{(home / 'serve.log').read_text()[-3000:]}")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        process.wait(timeout=0.2)
+    except subprocess.TimeoutExpired:
+        return
+    pytest.fail(f"mlplat {name} exited:\n{(home / f'{name}.log').read_text()[-3000:]}")
+
+
+def predict_until_both_answer(
+    url: str, process: subprocess.Popen[bytes], home: Path, record: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """POST the record until the champion and the canary have both answered (or time is up)."""
+    answers: list[dict[str, Any]] = []
+    deadline = time.monotonic() + SERVE_DEADLINE_S
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.post(f"{url}/predict", json={"records": [record]}, timeout=5)
+        except httpx.TransportError:
+            response = None
+        if response is not None and response.status_code == 200:
+            answers.append(response.json())
+            if {a["predictions"][0]["variant"] for a in answers} == {"champion", "canary"}:
+                break
+        alive(process, home, "serve")
     return answers
+
+
+def judge_canary(env: dict[str, str], home: Path, serving: str) -> tuple[Done, dict[str, Any]]:
+    """Run ``mlplat monitor`` and ``mlplat traffic --data`` against the service; ask the judge."""
+    port = free_port()
+    monitor_env = {
+        **env,
+        "MLPLAT_MONITOR_ENVIRONMENT": "dev",
+        "MLPLAT_MONITOR_PORT": str(port),
+        "MLPLAT_MONITOR_SERVING_METRICS_URLS": json.dumps([f"{serving}/metrics"]),
+        "MLPLAT_MONITOR_INTERVAL_SECONDS": "2",
+        "MLPLAT_MONITOR_JUDGE_WINDOW_SECONDS": "5",
+        "MLPLAT_MONITOR_MIN_CANARY_SECONDS": "0",
+        "MLPLAT_MONITOR_MIN_CANARY_REQUESTS": "50",
+    }
+    monitor = start(monitor_env, home, "monitor", "monitor")
+    verdict: dict[str, Any] = {}
+    try:
+        traffic = mlplat(
+            env, home, "traffic", "--url", serving, "--data", "data.csv", "--rate", "25",
+            "--duration", "12", "--label-delay", "0.5", "--json",
+        )  # fmt: skip
+        deadline = time.monotonic() + SERVE_DEADLINE_S
+        while time.monotonic() < deadline and not verdict:
+            try:
+                pair = {"champion": 1, "canary": 2}
+                response = httpx.get(f"http://127.0.0.1:{port}/judge", params=pair, timeout=10)
+                if response.status_code == 200 and response.json().get("verdict"):
+                    verdict = response.json()
+            except httpx.TransportError:
+                pass
+            alive(monitor, home, "monitor")
+    finally:
+        stop(monitor)
+    return traffic, verdict
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +191,15 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Walkthrough:
     steps["v2"] = mlplat(env, home, *run, "data-v2.csv")
     steps["canary"] = mlplat(env, home, "deploy", "canary", "--version", "2", "--weight", "0.5")
     record = yaml.safe_load((home / "contract.yml").read_text(encoding="utf-8"))["example"]
-    answers = serve_and_predict(env, home, record)
-    return Walkthrough(home, env, steps, answers)
+    port = free_port()
+    serve = start({**env, "MLPLAT_SERVING_ENVIRONMENT": "dev"}, home, "serve", "serve",
+                  "--port", str(port))  # fmt: skip
+    try:
+        answers = predict_until_both_answer(f"http://127.0.0.1:{port}", serve, home, record)
+        steps["traffic"], verdict = judge_canary(env, home, f"http://127.0.0.1:{port}")
+    finally:
+        stop(serve)
+    return Walkthrough(home, env, steps, answers, verdict)
 
 
 def test_init_drafts_a_contract_without_key_or_segment(walk: Walkthrough) -> None:
@@ -233,3 +286,17 @@ def test_serve_answers_the_example_record_from_both_variants(walk: Walkthrough) 
     assert all(0.0 <= p["probability"] <= 1.0 for p in predictions)
     by_variant = {p["variant"]: p["model_version"] for p in predictions}
     assert by_variant == {"champion": 1, "canary": 2}
+
+
+def test_the_canary_is_judged_on_traffic_drawn_from_the_csv(walk: Walkthrough) -> None:
+    """Traffic --data reaches both variants with labels; the judge gives a verdict on them."""
+    done = walk.steps["traffic"]
+    assert done.returncode == 0, done.stderr
+    stats = done.json()
+    assert stats["ok"] == stats["sent"] > 0
+    assert set(stats["by_variant"]) == {"champion", "canary"}
+    assert stats["labels_sent"] > 0
+    log = (walk.home / "monitor.log").read_text()[-3000:]
+    assert walk.verdict, log
+    assert walk.verdict["verdict"] in {"continue", "promote", "rollback", "inconclusive"}
+    assert walk.verdict["reason"]
