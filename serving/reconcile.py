@@ -90,8 +90,11 @@ def _load_and_check(source: ModelSource, version: int, threads: int, compiled: b
     return predictor
 
 
-def _choose_paths(models: dict[int, Predictor], compiled: bool) -> dict[int, Predictor]:
-    return {version: choose_path(m, enabled=compiled) for version, m in models.items()}
+def _choose_paths(
+    models: dict[int, Predictor], compiled: bool, threads: int
+) -> dict[int, Predictor]:
+    with limit_threads(threads):
+        return {version: choose_path(m, enabled=compiled) for version, m in models.items()}
 
 
 class Reconciler:
@@ -356,7 +359,9 @@ class Reconciler:
         if found is None:
             return False
         cached, loaded = found
-        models = await asyncio.to_thread(_choose_paths, loaded, self.compiled_inference)
+        models = await asyncio.to_thread(
+            _choose_paths, loaded, self.compiled_inference, self.model_threads
+        )
         async with self._lock:
             current = self.holder.current
             if current.ready:

@@ -248,3 +248,32 @@ def test_the_registry_source_reads_the_verdict_from_the_models_files(
     served = choose_path(loaded, enabled=True)
     assert served.path == "reference"
     assert served.reason == f"refused at registration: {check.reason}"
+
+
+class _DownAfterFirst(FakeSource):
+    """A registry source that answers until ``down`` is set, then refuses connections."""
+
+    down = False
+
+    def desired(self) -> DesiredState:
+        if self.down:
+            raise ConnectionRefusedError("registry down")
+        return super().desired()
+
+
+def test_a_restart_from_the_cache_serves_each_version_through_the_same_path(
+    settings: ServingSettings, small_model: Pipeline
+) -> None:
+    """Refused at registration before the restart, still refused (and said so) from the cache."""
+    recorded = Recorded(small_model, CompileCheck(False, "differs from the reference: test"))
+    source = _DownAfterFirst({1: recorded}, DesiredState(champion=1))
+    with TestClient(create_app(settings, model_source=source)) as first:
+        before = first.get("/model").json()["champion"]
+    source.down = True
+    with TestClient(create_app(settings, model_source=source)) as restarted:
+        after = restarted.get("/model").json()
+    assert after["from_cache"] is True
+    assert after["champion"]["inference_path"] == before["inference_path"] == "reference"
+    assert after["champion"]["inference_path_reason"] == (
+        "refused at registration: differs from the reference: test"
+    )
