@@ -42,6 +42,7 @@ def demo(out: Path, as_json: bool, config_path: Path | None) -> None:
         config = load_demo_config(config_path)
     except DemoConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    _require_the_credit_contract()
     try:
         payload = run_demo(config, out, console)
     except FileExistsError as exc:
@@ -65,3 +66,22 @@ def demo(out: Path, as_json: bool, config_path: Path | None) -> None:
         click.echo(json.dumps(payload, indent=2, default=str))
     if not payload["ok"]:
         raise SystemExit(1)
+
+
+def _require_the_credit_contract() -> None:
+    """Refuse, in one line, a contract the demo's generated world does not produce.
+
+    The demo's scenarios (an annualised ``debt_to_income``, a credit-score drift) and its
+    traffic are the credit example's; on another contract it would fail midway.
+    """
+    import features
+    from pipeline.table_sources import SourceError, open_source
+
+    try:
+        open_source(None, None, features.current(), n_rows=10, seed=0)
+    except SourceError:
+        raise click.ClickException(
+            f"mlplat demo runs the credit example only, and {features.CONTRACT_ENV} names "
+            f"{features.contract_path()}; unset it to run the demo. Your own data goes through "
+            "init, pipeline run --data, serve, deploy canary and traffic --data (docs/reuse.md)"
+        ) from None
