@@ -87,6 +87,8 @@ def init(
     for note in draft.notes:
         click.echo(f"  - {note}")
     click.echo(f"then: export {CONTRACT_ENV}={out.resolve()}")
+    click.echo(f"      mlplat pipeline check-config --data {data}  # size vs. the gates")
+    click.echo(f"      mlplat pipeline run --data {data}")
 
 
 @click.group()

@@ -28,12 +28,13 @@ def csv(tmp_path: Path) -> Path:
 def test_init_writes_a_contract_that_checks_and_lists_what_to_review(
     csv: Path, tmp_path: Path
 ) -> None:
-    """The written draft loads; the output names the file, the features and the TODOs."""
+    """The draft loads; the output names the file, the features, the TODOs and the next steps."""
     out = tmp_path / "contract.yml"
     result = CliRunner().invoke(init, [str(csv), "--target", "target", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "30 features" in result.output
     assert "fill in every TODO" in result.output
+    assert f"mlplat pipeline run --data {csv}" in result.output
     assert load_contract(out).name == "cancer"
     checked = CliRunner().invoke(contract, ["check", str(out)])
     assert checked.exit_code == 0, checked.output
