@@ -67,6 +67,7 @@ COPY ci ./ci
 COPY demo ./demo
 COPY mlplat ./mlplat
 COPY benchmarks ./benchmarks
+COPY migrations ./migrations
 # The installed files are checked for the package data the services read at run time.
 RUN /opt/venv/bin/pip wheel --no-deps -w /wheels . \
     && /opt/venv/bin/pip install --no-deps /wheels/*.whl \

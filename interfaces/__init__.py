@@ -12,6 +12,7 @@ learn a name. Each module holds one kind of agreement:
 - :mod:`interfaces.tags` — MLflow tag names and artifact paths;
 - :mod:`interfaces.secrets` — the bearer-token rule and its constant-time check;
 - :mod:`interfaces.files` — atomic file writes;
+- :mod:`interfaces.database_url` — database URLs as users write them, made usable here;
 - :mod:`interfaces.inference_log` — the inference log's tables, row types and how it is opened
   (the service writes it, the controller reads it).
 

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from features import FEATURES, NumericFeature
+from interfaces.database_url import normalise_url
 
 __all__ = [
     "LogDatabase",
@@ -44,6 +45,7 @@ __all__ = [
     "InferenceRecord",
     "LogTables",
     "create_log_engine",
+    "default_log_url",
     "log_tables",
 ]
 
@@ -57,6 +59,15 @@ ADDED_COLUMNS: Final[tuple[tuple[str, Any], ...]] = (
     ("routing_hash", sa.Float),
     ("latency_s", sa.Float),
 )
+
+
+def default_log_url(home: Path) -> str:
+    """Where the inference log lives when no URL is set: ``<home>/inference-log.db`` (SQLite).
+
+    One definition for the service that writes it, the controller that reads it and
+    ``mlplat db upgrade`` that migrates it, so all three find the same file.
+    """
+    return f"sqlite:///{(home / 'inference-log.db').resolve()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +205,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_log_engine(url: str) -> Engine:
     """Create an engine for the inference log; a SQLite file's directory is created."""
+    url = normalise_url(url)
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database

@@ -23,6 +23,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "traffic": ("mlplat.traffic", "traffic", "Send generated requests and delayed labels."),
     "demo": ("demo.cli", "demo", "Run the closed-loop demo end to end."),
     "bench": ("benchmarks.cli", "bench", "Run a benchmark and write its figures to a file."),
+    "db": ("mlplat.db", "db", "Migrate the events store and the inference log (Alembic)."),
 }
 
 

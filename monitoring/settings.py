@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from interfaces.inference_log import default_log_url
 from interfaces.secrets import is_placeholder, placeholder_error
 from monitoring.drift import DriftConfig
 from monitoring.judge import JudgeConfig
@@ -230,7 +231,7 @@ class MonitorSettings(BaseSettings):
         """The inference-log URL, defaulting to the service's default file under ``home``."""
         if self.inference_log_url:
             return self.inference_log_url
-        return f"sqlite:///{(self.home / 'inference-log.db').resolve()}"
+        return default_log_url(self.home)
 
     @property
     def resolved_report_dir(self) -> Path:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 
+from interfaces.database_url import normalise_url
 from registry.errors import EventStoreError, EventStoreUnavailable, redact_url
 
 __all__ = [
@@ -28,14 +29,6 @@ __all__ = [
 ]
 
 _WRITE = "mlplat_write"
-
-
-def normalise_url(url: str) -> str:
-    """Point bare ``postgresql://`` URLs at psycopg 3, the driver this project installs."""
-    for bare in ("postgresql://", "postgres://"):
-        if url.startswith(bare):
-            return "postgresql+psycopg://" + url[len(bare) :]
-    return url
 
 
 def short_error(exc: BaseException) -> str:

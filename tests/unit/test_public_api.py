@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import tomllib
 import types
+from pathlib import Path
 
 import pytest
 
@@ -198,8 +200,26 @@ PINNED: dict[str, list[str]] = {
     "mlplat": [
         "main",
     ],
+    "migrations": [
+        "ColumnChanges",
+        "ContractColumnError",
+        "EVENTS",
+        "INFERENCE_LOG",
+        "MigrationError",
+        "SCHEMAS",
+        "Schema",
+        "UpgradeReport",
+        "current_revision",
+        "upgrade",
+    ],
 }
 COMPONENTS = tuple(PINNED)
+
+
+def test_every_declared_component_is_pinned() -> None:
+    """The components pyproject declares are exactly the ones pinned here: none is forgotten."""
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert sorted(pyproject["tool"]["mlplat"]["components"]) == sorted(PINNED)
 
 
 @pytest.mark.parametrize("package", COMPONENTS)

@@ -1,0 +1,1 @@
+"""The events schema's revisions, oldest first by ``down_revision``."""

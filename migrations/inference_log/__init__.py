@@ -1,0 +1,1 @@
+"""Alembic scripts of the inference log schema (see :mod:`migrations`)."""

@@ -1,0 +1,1 @@
+"""The inference log schema's revisions, oldest first by ``down_revision``."""
