@@ -291,6 +291,10 @@ def compile_pipeline(model: Pipeline) -> CompiledModel:
             if transformer != "drop":
                 raise NotCompilableError("the remainder columns are passed through, not dropped")
             continue
+        if len(columns) == 0:
+            # A block with no columns (no categorical feature in the contract, say) is never
+            # fitted and adds no output column; scikit-learn skips it too.
+            continue
         if isinstance(transformer, OneHotEncoder):
             blocks.append(_one_hot(name, transformer, columns))
         elif isinstance(transformer, Pipeline):

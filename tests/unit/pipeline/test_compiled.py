@@ -96,6 +96,17 @@ def test_a_supported_other_pipeline_compiles_too() -> None:
     assert max_difference(model, compile_pipeline(model), rows) < 1e-12
 
 
+def test_a_block_without_columns_is_skipped_as_scikit_learn_skips_it() -> None:
+    """A contract with no categorical feature leaves the one-hot block empty and unfitted."""
+    pre = ColumnTransformer([
+        ("num", StandardScaler(), ["age", "credit_score"]),
+        ("oh", OneHotEncoder(handle_unknown="ignore"), []),
+    ])  # fmt: skip
+    model = small_pipeline(pre)
+    rows = generate(200, 6)[["age", "credit_score"]]
+    assert max_difference(model, compile_pipeline(model), rows) < 1e-12
+
+
 def test_object_and_nullable_numeric_columns_score_like_float_ones(model: Pipeline) -> None:
     """None in an object column and pandas' Int64 are read as the reference reads them."""
     rows = awkward_rows()
