@@ -23,6 +23,8 @@ import pandas as pd
 import features
 from interfaces.tags import (
     CODE_VERSION_TAG,
+    COMPILED_REASON_TAG,
+    COMPILED_TAG,
     DATA_DIGEST_TAG,
     GATE_PASSED,
     GATE_VERDICT_TAG,
@@ -176,6 +178,8 @@ def run_pipeline(
             GATE_VERDICT_TAG: GATE_PASSED,
             SCENARIO_TAG: request.scenario or "none",
             **data.lineage,
+            # The compiled-path verdict recorded on the run, copied so the version shows it too.
+            **_compiled_verdict(trained.run_id),
         }
         version, alias, detail = _register(registry, trained, lineage, request.reason)
     report("register", "passed", detail)
@@ -214,6 +218,12 @@ def _unchanged_snapshot(
             "nothing registered (change the data, or pass --scenario, to train again)"
         ],
     )
+
+
+def _compiled_verdict(run_id: str) -> dict[str, str]:
+    """The run's ``mlplat.compiled`` tag and its reason (see :mod:`pipeline.compiled`)."""
+    tags = mlflow.get_run(run_id).data.tags
+    return {k: tags[k] for k in (COMPILED_TAG, COMPILED_REASON_TAG) if k in tags}
 
 
 def _register(

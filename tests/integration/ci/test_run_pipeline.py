@@ -103,7 +103,7 @@ def mlflow_globals() -> tuple[object, ...]:
 def test_the_stage_trains_on_the_rows_it_is_handed_and_records_their_lineage(
     store: Store,
 ) -> None:
-    """The source is loaded once; the digest, the run's tags and the version's tags name it."""
+    """The source is loaded once; the digest, the run's and the version's tags name it."""
     source = FrameSource(generate(6_000, seed=11), "frame-11")
     summary = run(store, source, seed=11)
     assert summary.outcome == "registered", summary.reasons
@@ -116,6 +116,9 @@ def test_the_stage_trains_on_the_rows_it_is_handed_and_records_their_lineage(
     version = client.get_model_version(store.settings.model_name, "1")
     assert version.tags[SOURCE_TAG] == "frame-11"
     assert version.tags["mlplat.data_digest"] == summary.data_digest
+    # The compiled-path verdict of the run is on the version too, where a reviewer looks.
+    assert version.tags["mlplat.compiled"] == "yes"
+    assert "max |difference|" in version.tags["mlplat.compiled_reason"]
 
 
 def test_the_store_is_set_for_the_call_only(
