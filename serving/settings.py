@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from interfaces.inference_log import default_log_url
 from interfaces.secrets import is_placeholder, placeholder_error
 from registry.admission import MAX_CANARY_WEIGHT
 
@@ -153,7 +154,7 @@ class ServingSettings(BaseSettings):
         """The inference-log store URL, defaulting to a SQLite file under ``home``."""
         if self.inference_log_url:
             return self.inference_log_url
-        return f"sqlite:///{(self.home / 'inference-log.db').resolve()}"
+        return default_log_url(self.home)
 
     @property
     def resolved_model_cache_dir(self) -> Path:
