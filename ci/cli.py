@@ -1,11 +1,10 @@
-"""``mlplat pipeline …`` and ``mlplat deploy …``: the CI/CD pipeline's command-line face.
+"""``mlplat pipeline …``: the CI/CD pipeline's command-line face (deploy: :mod:`ci.deploy_cli`).
 
-A bad option value (a canary weight above the cap) is a usage error: click's message naming the
-option, exit code 2, before anything is opened. Every domain error (a bad scenario name, an
-unreachable MLflow server, an unknown version, a move the registry or the deploy guardrails
-refuse) becomes a one-paragraph message and exit code 1; a gate that stops the pipeline exits with
-code 3 and names the stage and its reasons, so a CI job can tell "the model is not good enough"
-from "it crashed".
+A bad option value is a usage error: click's message naming the option, exit code 2, before
+anything is opened. Every domain error (a bad scenario name, an unreachable MLflow server, a
+broken data source) becomes a one-paragraph message and exit code 1; a gate that stops the
+pipeline exits with code 3 and names the stage and its reasons, so a CI job can tell "the model
+is not good enough" from "it crashed".
 
 The imports are at the top: importing the ``ci`` package loads the pipeline, the registry and
 MLflow anyway, and ``mlplat --help`` only looks this module up (``mlplat/cli.py``).
@@ -14,19 +13,17 @@ MLflow anyway, and ``mlplat --help`` only looks this module up (``mlplat/cli.py`
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
 import features
-from ci.deploy import MAX_CANARY_WEIGHT, check_canary_weight, start_canary
-from ci.deploy import promote as promote_version
+from ci.cli_errors import friendly_errors
 from ci.runner import (
     RunRequest,
     TriggerInputs,
@@ -36,38 +33,13 @@ from ci.runner import (
     trigger_from_settings,
 )
 from interfaces.files import write_text_atomically
-from pipeline import SCENARIOS, ConfigError, ScenarioError, apply_scenario, load_config
+from pipeline import SCENARIOS, apply_scenario, load_config
 from pipeline import validate as validate_frame
 from pipeline.sizing import size_notes
-from pipeline.table_sources import SourceError
-from registry import DeploymentEvent, InvalidMoveError, MoveNotRecordedError, RegistryError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from registry import DeploymentEvent
 
 EXIT_GATE_FAILED = 3
 """Exit code of a run that a gate stopped (validation or promotion)."""
-
-
-def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the platform's domain errors into a clear message and exit code 1, never a traceback.
-
-    One exception: a move that reached MLflow but whose event could not be marked applied is
-    live, so it exits 0 with a message saying so and that reconcile finishes the record.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except MoveNotRecordedError as exc:
-            # The move is live: not an error to retry, but the log is behind until reconcile.
-            click.echo(f"done, not yet recorded: {exc}", err=True)
-            sys.exit(0)
-        except (ConfigError, ScenarioError, RegistryError, SourceError) as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
 
 
 @contextlib.contextmanager
@@ -374,94 +346,3 @@ def _finish(payload: dict[str, Any], *, as_json: bool, out: Path | None, ok: boo
         _write_json(payload, None)
     if not ok:
         sys.exit(EXIT_GATE_FAILED)
-
-
-def _echo_move(event: DeploymentEvent | None) -> None:
-    click.echo(
-        event.describe() if event else "nothing to do: the registry is already in that state"
-    )
-
-
-@click.group()
-def deploy() -> None:
-    """Move models between deployment states: start a canary, promote, reject, roll back."""
-
-
-def _canary_weight(ctx: click.Context, param: click.Parameter, weight: float) -> float:
-    """Refuse a weight outside (0, MAX_CANARY_WEIGHT] as a usage error, before any registry call."""
-    try:
-        return check_canary_weight(weight)
-    except InvalidMoveError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
-version_option = click.option(
-    "--version", "version", type=click.IntRange(min=1), required=True, help="Model version number."
-)
-reason_option = click.option("--reason", required=True, help="Why; kept in the audit log.")
-
-
-@deploy.command()
-@version_option
-@click.option(
-    "--weight", type=float, default=0.1, show_default=True, callback=_canary_weight,
-    help=f"Share of traffic routed to the canary: more than 0, at most {MAX_CANARY_WEIGHT}.",
-)  # fmt: skip
-@click.option("--reason", default="canary started from the CLI", show_default=True)
-@friendly_errors
-def canary(version: int, weight: float, reason: str) -> None:
-    """Start (or re-weight) a canary of VERSION at WEIGHT of the traffic.
-
-    Only a version that passed the evaluation gate and was never rejected may take traffic.
-    """
-    _echo_move(start_canary(open_from_settings(), version, weight, reason=reason))
-
-
-@deploy.command()
-@version_option
-@reason_option
-@friendly_errors
-def promote(version: int, reason: str) -> None:
-    """Make VERSION the champion (normally the controller's call after a passed canary).
-
-    Refuses a version that was rejected or never passed the evaluation gate (exit code 1): the
-    service would not serve it whoever moved the alias. A gate verdict comes only from the
-    pipeline (`mlplat pipeline run`), which registers what passes as a new version.
-    """
-    _echo_move(promote_version(open_from_settings(), version, reason=reason))
-
-
-@deploy.command()
-@version_option
-@reason_option
-@friendly_errors
-def reject(version: int, reason: str) -> None:
-    """Mark VERSION rejected: it never serves again; if it is the canary, the canary ends.
-
-    A canary's traffic goes to 0 and the challenger alias is removed, in one event. The
-    champion cannot be rejected: roll back or promote another version first.
-    """
-    event = open_from_settings().reject(version, reason=reason)
-    if event is None:
-        click.echo(f"nothing to do: version {version} was already rejected and takes no traffic")
-        return
-    _echo_move(event)
-
-
-@deploy.command()
-@reason_option
-@friendly_errors
-def rollback(reason: str) -> None:
-    """Give the champion alias back to the previous champion."""
-    _echo_move(open_from_settings().rollback(reason=reason))
-
-
-@deploy.command()
-@friendly_errors
-def reconcile() -> None:
-    """Finish or abort moves a dead process left half done, and record changes made outside."""
-    repaired = open_from_settings().reconcile(wait=True)
-    if not repaired:
-        click.echo("nothing to repair: MLflow and the event log agree")
-    for event in repaired:
-        click.echo(event.describe())

@@ -17,7 +17,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("features.cli", "init", "Draft a feature contract from your CSV or Parquet file."),
     "contract": ("features.cli", "contract", "Check the feature contract."),
     "pipeline": ("ci.cli", "pipeline", "Validate, train, evaluate, gate and register a model."),
-    "deploy": ("ci.cli", "deploy", "Move models between deployment states (canary, promote)."),
+    "deploy": (
+        "ci.deploy_cli",
+        "deploy",
+        "Move models between deployment states (canary, promote).",
+    ),
     "serve": ("serving.cli", "serve", "Run the FastAPI inference service."),
     "monitor": ("mlplat.monitor", "monitor", "Run the drift checks, canary judge and controller."),
     "traffic": ("mlplat.traffic", "traffic", "Send generated requests and delayed labels."),

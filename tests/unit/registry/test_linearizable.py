@@ -194,7 +194,7 @@ def test_the_cli_reports_a_live_but_unrecorded_promote_without_a_bare_error(
     local: LocalStores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``deploy promote`` exits 0 saying the move is live; ``deploy reconcile`` records it."""
-    from ci.cli import deploy
+    from ci.deploy_cli import deploy
 
     v1, v2 = local.register(), local.register()
     local.registry.bootstrap(v1, reason="first")
