@@ -39,7 +39,6 @@ from tests.unit.deploy.manifests import (
     one,
     pod_templates,
     render,
-    render_with,
     secret_refs,
 )
 from tests.unit.docs.test_links import dangling, references
@@ -47,7 +46,7 @@ from tests.unit.docs.test_links import dangling, references
 pytestmark = pytest.mark.unit
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-RENDERINGS = [*OVERLAYS, "production+db-migrations"]
+RENDERINGS = [*OVERLAYS]
 
 # Kubernetes workload -> the compose service it stands for.
 COMPOSE_SERVICE = {
@@ -88,8 +87,6 @@ COMPOSE_ONLY_ENV: dict[str, set[str]] = {
 
 
 def rendered(name: str) -> tuple[Document, ...]:
-    if name == "production+db-migrations":
-        return render_with("production", "db-migrations")
     return render(name)
 
 
@@ -238,7 +235,7 @@ def test_environment_names_are_settings_or_set_by_compose(overlay: str) -> None:
 
 def test_each_workload_sets_what_its_compose_service_sets() -> None:
     """Per workload, the variable names equal compose's, but for the listed differences."""
-    documents = render_with("dev", "db-migrations")
+    documents = render("dev")
     for workload, container in containers(documents):
         name = workload["metadata"]["labels"]["app.kubernetes.io/name"]
         service = COMPOSE_SERVICE.get(name)
@@ -507,7 +504,7 @@ def _all_secret_refs(documents: tuple[Document, ...]) -> set[tuple[str, str]]:
 
 def test_every_secret_reference_resolves_in_the_dev_overlay() -> None:
     """Each (Secret, key) a container or the AlertmanagerConfig reads exists in dev."""
-    documents = render_with("dev", "db-migrations")
+    documents = render("dev")
     data = _secret_data(documents)
     for name, key in _all_secret_refs(documents):
         assert key in data.get(name, set()), f"{name}/{key}"
@@ -518,7 +515,7 @@ def test_production_holds_no_secret_and_readme_lists_every_one_it_reads() -> Non
 
     The README's table names every (Secret, key) the production manifests read, nothing else.
     """
-    documents = render_with("production", "db-migrations")
+    documents = render("production")
     assert not [d for d in documents if d["kind"] == "Secret"]
     for _, container in containers(documents):
         for variable, value in env(container).items():
@@ -604,7 +601,7 @@ def test_network_policies_admit_only_the_named_peers() -> None:
 
 def test_database_reaches_only_the_components_that_keep_state_there() -> None:
     """In dev, PostgreSQL admits the workloads that read one of its URLs, and no other."""
-    documents = render_with("dev", "db-migrations")
+    documents = render("dev")
     policy = _policy(documents, "postgres")
     (rule,) = policy["spec"]["ingress"]
     (peer,) = rule["from"]
@@ -626,3 +623,19 @@ def test_readme_citations_resolve() -> None:
     assert len(refs) > 20
     problems = dangling(refs)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("overlay", list(OVERLAYS))
+def test_every_overlay_migrates_its_databases_with_the_release_image(overlay: str) -> None:
+    """The migration Job runs ``mlplat db upgrade`` from the image the services run."""
+    documents = render(overlay)
+    job = one(documents, "Job", "mlplat-db-migrate")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["mlplat", "db", "upgrade"]
+    serving_images = {
+        c["image"]
+        for w, t in pod_templates(documents)
+        if w["metadata"]["name"] == "mlplat-serving"
+        for c in t["spec"]["containers"]
+    }
+    assert serving_images == {container["image"]}

@@ -27,7 +27,6 @@ from tests.unit.deploy.manifests import (
     node_models,
     one,
     render,
-    render_with,
 )
 
 pytestmark = pytest.mark.unit
@@ -39,12 +38,10 @@ CUSTOM_KINDS = {
     "PrometheusRule",
     "AlertmanagerConfig",
 }
-RENDERINGS = [*OVERLAYS, "production+db-migrations"]
+RENDERINGS = [*OVERLAYS]
 
 
 def rendered(name: str) -> tuple[Document, ...]:
-    if name == "production+db-migrations":
-        return render_with("production", "db-migrations")
     return render(name)
 
 
