@@ -19,6 +19,7 @@ import json
 import math
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -153,6 +154,79 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+class _Sender:
+    """One run's open-loop sender: requests, their statuses and the labels sent later."""
+
+    def __init__(
+        self,
+        plan: TrafficPlan,
+        client: httpx.AsyncClient,
+        rows: list[tuple[dict[str, Any], int]],
+        labelled: np.ndarray[Any, Any],
+    ) -> None:
+        self.plan, self.client, self.rows, self.labelled = plan, client, rows, labelled
+        self.stats = TrafficStats()
+        self.gate = asyncio.Semaphore(plan.concurrency)
+        self.pending: set[asyncio.Task[None]] = set()
+        self.base = plan.url.rstrip("/")
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` in the background; :meth:`drain` waits for it."""
+        task = asyncio.create_task(coroutine)
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for every request and label still in flight (labels spawn no further work)."""
+        while self.pending:
+            await asyncio.gather(*list(self.pending), return_exceptions=True)
+
+    async def label_later(self, request_id: str, label: int) -> None:
+        """Send the label of one scored request after the plan's delay."""
+        await asyncio.sleep(self.plan.label_delay_s)
+        try:
+            response = await self.client.post(
+                f"{self.base}/feedback",
+                json={"request_id": request_id, "row": 0, "label": label},
+                timeout=self.plan.timeout_s,
+            )
+        except httpx.HTTPError:
+            self.stats.labels_failed += 1
+            return
+        if response.status_code == 200:
+            self.stats.labels_sent += 1
+        else:
+            self.stats.labels_failed += 1
+
+    async def send(self, index: int) -> None:
+        """Score request ``index`` and count its outcome; schedule its label if it gets one."""
+        record, label = self.rows[index % len(self.rows)]
+        request_id = f"traffic-{self.plan.seed}-{index}"
+        async with self.gate:
+            t0 = time.perf_counter()
+            try:
+                response = await self.client.post(
+                    f"{self.base}/predict",
+                    json={"records": [record]},
+                    headers={"X-Request-ID": request_id},
+                    timeout=self.plan.timeout_s,
+                )
+            except httpx.HTTPError:
+                self.stats.transport_errors += 1
+                return
+            self.stats.latencies_s.append(time.perf_counter() - t0)
+        self.stats.status_codes[response.status_code] += 1
+        if response.status_code == 200:
+            self.stats.ok += 1
+            self.stats.by_variant[response.json()["predictions"][0]["variant"]] += 1
+            if self.labelled[index]:
+                self.spawn(self.label_later(request_id, label))
+        elif response.status_code < 500:
+            self.stats.client_errors += 1
+        else:
+            self.stats.server_errors += 1
+
+
 async def run_traffic(plan: TrafficPlan, client: httpx.AsyncClient) -> TrafficStats:
     """Send the planned traffic and its delayed labels; return the statistics.
 
@@ -164,72 +238,19 @@ async def run_traffic(plan: TrafficPlan, client: httpx.AsyncClient) -> TrafficSt
     rows = _records(
         traffic_rows(max(total, 1), plan.seed, plan.scenario, plan.magnitude, plan.data, plan.query)
     )
-    rng = np.random.default_rng(plan.seed)
-    labelled = rng.random(total) < plan.label_fraction
-    stats = TrafficStats()
-    gate = asyncio.Semaphore(plan.concurrency)
-    pending: set[asyncio.Task[None]] = set()
-    base = plan.url.rstrip("/")
+    labelled = np.random.default_rng(plan.seed).random(total) < plan.label_fraction
+    sender = _Sender(plan, client, rows, labelled)
     started = time.perf_counter()
-
-    async def label_later(request_id: str, label: int) -> None:
-        await asyncio.sleep(plan.label_delay_s)
-        try:
-            response = await client.post(
-                f"{base}/feedback",
-                json={"request_id": request_id, "row": 0, "label": label},
-                timeout=plan.timeout_s,
-            )
-            if response.status_code == 200:
-                stats.labels_sent += 1
-            else:
-                stats.labels_failed += 1
-        except httpx.HTTPError:
-            stats.labels_failed += 1
-
-    async def send(index: int) -> None:
-        record, label = rows[index % len(rows)]
-        request_id = f"traffic-{plan.seed}-{index}"
-        async with gate:
-            t0 = time.perf_counter()
-            try:
-                response = await client.post(
-                    f"{base}/predict",
-                    json={"records": [record]},
-                    headers={"X-Request-ID": request_id},
-                    timeout=plan.timeout_s,
-                )
-            except httpx.HTTPError:
-                stats.transport_errors += 1
-                return
-            stats.latencies_s.append(time.perf_counter() - t0)
-        stats.status_codes[response.status_code] += 1
-        if response.status_code == 200:
-            stats.ok += 1
-            body = response.json()
-            stats.by_variant[body["predictions"][0]["variant"]] += 1
-            if labelled[index]:
-                task = asyncio.create_task(label_later(request_id, label))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-        elif response.status_code < 500:
-            stats.client_errors += 1
-        else:
-            stats.server_errors += 1
-
     for index in range(total):
         # Open loop: request i leaves at started + i / rate, whatever the server does.
         delay = started + index / plan.rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        stats.sent += 1
-        task = asyncio.create_task(send(index))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-    while pending:
-        await asyncio.gather(*list(pending), return_exceptions=True)
-    stats.seconds = time.perf_counter() - started
-    return stats
+        sender.stats.sent += 1
+        sender.spawn(sender.send(index))
+    await sender.drain()
+    sender.stats.seconds = time.perf_counter() - started
+    return sender.stats
 
 
 def run(plan: TrafficPlan) -> TrafficStats:
