@@ -318,6 +318,11 @@ class InferenceLogger:
         """Records waiting to be written."""
         return len(self._buffer)
 
+    def take_batch(self) -> list[InferenceRecord | FailedRecord]:
+        """Take every buffered record, leaving the buffer empty: the next batch to write."""
+        batch, self._buffer = self._buffer, []
+        return batch
+
     def log(self, record: InferenceRecord | FailedRecord) -> bool:
         """Buffer one record without blocking; return False when it was dropped (buffer full)."""
         if len(self._buffer) >= self.max_queue:
@@ -348,7 +353,7 @@ class InferenceLogger:
     async def flush(self) -> None:
         """Write everything buffered now (and wait for a write already in progress)."""
         async with self._write_lock:
-            batch, self._buffer = self._buffer, []
+            batch = self.take_batch()
             if not batch:
                 return
             try:
