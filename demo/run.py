@@ -44,6 +44,7 @@ from demo.timeline import Marker, MarkerKind, Phase, plot_timeline
 from demo.verdicts import Narrator, ScenarioResult
 from demo.world import DemoWorld
 from interfaces.files import write_json_atomically
+from monitoring.cli import PROJECT_LOGGERS
 
 Scenario = Callable[[DemoWorld, Narrator], ScenarioResult]
 
@@ -76,7 +77,14 @@ def _logs_to_file(path: Path) -> Iterator[None]:
     root = logging.getLogger()
     saved_level = root.level
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    # The platform's own records from INFO (the controller's decisions and their causes), other
+    # libraries' from WARNING: httpx logs every request and Great Expectations every step at
+    # INFO, which buried the decisions (the controller's own --log-level does the same).
+    root.setLevel(logging.WARNING)
+    ours = [logging.getLogger(name) for name in (*PROJECT_LOGGERS, "demo")]
+    saved_ours = [lg.level for lg in ours]
+    for lg in ours:
+        lg.setLevel(logging.INFO)
     quiet = [logging.getLogger(name) for name in ("mlflow", "alembic")]
     saved = [(lg.handlers[:], lg.propagate) for lg in quiet]
     for lg in quiet:
@@ -89,6 +97,8 @@ def _logs_to_file(path: Path) -> Iterator[None]:
         logging.captureWarnings(False)
         for lg, (handlers, propagate) in zip(quiet, saved, strict=True):
             lg.handlers, lg.propagate = handlers, propagate
+        for lg, level in zip(ours, saved_ours, strict=True):
+            lg.setLevel(level)
         root.removeHandler(handler)
         root.setLevel(saved_level)
         handler.close()

@@ -12,6 +12,7 @@ MLflow is imported lazily: it takes seconds, and most users of :mod:`pipeline` n
 from __future__ import annotations
 
 import tempfile
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 
@@ -74,21 +75,26 @@ def log_model(
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    signature = infer_signature(input_example, model.predict_proba(input_example))
-    check = compile_check or check_compiled(model, input_example)
-    info = mlflow.sklearn.log_model(
-        model,
-        name=name,
-        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
-        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-        signature=signature,
-        input_example=input_example,
-        pip_requirements=list(PIP_REQUIREMENTS),
-        pyfunc_predict_fn="predict_proba",
-        metadata=check.tags(),
-        tags=check.tags(),
-    )
-    return str(info.model_uri)
+    with warnings.catch_warnings():
+        # MLflow hints that integer columns cannot hold missing values: our requests are
+        # validated against the feature contract (serving/schemas.py), not this signature, and
+        # a nullable feature is declared there. The hint only buried the logs, once per model.
+        warnings.filterwarnings("ignore", message=r"\s*Hint: Inferred schema contains integer")
+        signature = infer_signature(input_example, model.predict_proba(input_example))
+        check = compile_check or check_compiled(model, input_example)
+        info = mlflow.sklearn.log_model(
+            model,
+            name=name,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=list(PIP_REQUIREMENTS),
+            pyfunc_predict_fn="predict_proba",
+            metadata=check.tags(),
+            tags=check.tags(),
+        )
+        return str(info.model_uri)
 
 
 def read_compile_check(local: Path) -> CompileCheck | None:
